@@ -1,0 +1,1 @@
+"""Ops Copilot: a governed multi-agent operations assistant."""

@@ -1,0 +1,155 @@
+"""The approval queue: writes the policy held back wait here for a person's decision.
+
+Approving claims the request in one transaction (so two people cannot both run it), runs the
+tool, then records the outcome in a second one. Expiry turns old pending requests into
+`expired` so the queue does not fill with work nobody will do.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from copilot.errors import CopilotError, InputError, NotFound
+from copilot.guard import Redactor
+from copilot.store import Store, utcnow
+from copilot.tools import Sandbox
+
+STATUSES = ("pending", "approved", "rejected", "expired")
+
+
+def list_approvals(
+    store: Store, status: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    if status and status not in STATUSES:
+        raise InputError(f"Unknown approval status {status!r}; use one of {', '.join(STATUSES)}.")
+    where = "WHERE a.status = ?" if status else ""
+    return store.query(
+        "SELECT a.*, r.task FROM approvals a LEFT JOIN runs r USING (run_id) "
+        f"{where} ORDER BY a.created_at DESC LIMIT ?",
+        [*([status] if status else []), limit],
+    )
+
+
+def decide(
+    store: Store,
+    sandbox: Sandbox,
+    approval_id: str,
+    *,
+    approve: bool,
+    user: str,
+    note: str = "",
+    redact: Redactor | None = None,
+) -> dict[str, Any]:
+    """Approve (and run the tool) or reject a pending request; returns the updated row."""
+    redact = redact or Redactor()
+    row = _claim(store, approval_id, "approved" if approve else "rejected", user, note)
+    if approve:
+        _run_approved(store, sandbox, row, user, redact)
+    return store.query("SELECT * FROM approvals WHERE approval_id = ?", [approval_id])[0]
+
+
+def _claim(store: Store, approval_id: str, status: str, user: str, note: str) -> dict[str, Any]:
+    with store.transaction() as tx:
+        found = tx.conn.execute(
+            "SELECT approval_id, run_id, step, tool, args_json, status FROM approvals "
+            "WHERE approval_id = ?",
+            [approval_id],
+        ).fetchone()
+        if found is None:
+            raise NotFound(
+                f"No approval request has id {approval_id!r}; list them with "
+                "`python -m copilot approvals` or open the Approvals page."
+            )
+        if found[5] != "pending":
+            raise InputError(f"Approval {approval_id} is already {found[5]}; nothing to do.")
+        tx.execute(
+            "UPDATE approvals SET status = ?, decided_by = ?, decision_note = ?, "
+            "decided_at = ? WHERE approval_id = ?",
+            [status, user, note, utcnow(), approval_id],
+        )
+        tx.audit(
+            actor=user,
+            action=f"approval.{status}",
+            run_id=found[1],
+            reason=note or f"{user} {status} {found[3]}",
+            detail={"approval_id": approval_id, "tool": found[3]},
+        )
+        if status == "rejected":
+            _settle_run(tx, found[1])
+    return dict(
+        zip(("approval_id", "run_id", "step", "tool", "args_json", "status"), found, strict=True)
+    )
+
+
+def _run_approved(
+    store: Store, sandbox: Sandbox, row: dict[str, Any], user: str, redact: Redactor
+) -> None:
+    started = time.perf_counter()
+    try:
+        output: dict[str, Any] | None = sandbox.call(row["tool"], json.loads(row["args_json"]))
+        status, error = "done", None
+    except CopilotError as exc:
+        output, status, error = None, "error", str(exc)
+    with store.transaction() as tx:
+        tx.insert(
+            "tool_calls",
+            {
+                "call_id": uuid.uuid4().hex,
+                "run_id": row["run_id"],
+                "step": row["step"],
+                "tool": row["tool"],
+                "action": "approved call",
+                "args_json": row["args_json"],
+                "status": status,
+                "result_json": redact(json.dumps(output)) if output else None,
+                "error": error,
+                "approval_id": row["approval_id"],
+                "latency_ms": (time.perf_counter() - started) * 1000,
+                "created_at": utcnow(),
+            },
+        )
+        tx.audit(
+            actor="executor",
+            action=f"tool.{status}",
+            run_id=row["run_id"],
+            reason=error or f"ran {row['tool']} after approval by {user}",
+            detail={"approval_id": row["approval_id"], "result": output},
+        )
+        _settle_run(tx, row["run_id"])
+
+
+def _settle_run(tx: Any, run_id: str) -> None:
+    """A run waiting for approvals completes once none of its requests is pending."""
+    tx.execute(
+        "UPDATE runs SET status = 'completed' WHERE run_id = ? AND status = "
+        "'awaiting_approval' AND NOT EXISTS (SELECT 1 FROM approvals WHERE run_id = ? "
+        "AND status = 'pending')",
+        [run_id, run_id],
+    )
+
+
+def expire_stale(store: Store, older_than: timedelta = timedelta(hours=24)) -> int:
+    cutoff = utcnow() - older_than
+    with store.transaction() as tx:
+        stale = tx.conn.execute(
+            "SELECT approval_id, run_id FROM approvals WHERE status = 'pending' AND created_at < ?",
+            [cutoff],
+        ).fetchall()
+        for approval_id, run_id in stale:
+            tx.execute(
+                "UPDATE approvals SET status = 'expired', decided_at = ? WHERE approval_id = ?",
+                [utcnow(), approval_id],
+            )
+            tx.audit(
+                actor="runtime",
+                action="approval.expired",
+                run_id=run_id,
+                reason=f"pending for more than {older_than}",
+                detail={"approval_id": approval_id},
+            )
+            _settle_run(tx, run_id)
+    return len(stale)

@@ -1,0 +1,114 @@
+"""Markdown-aware chunking: one chunk per heading section, long sections split by paragraph.
+
+Each chunk knows its file, heading path, character span in the file and a content hash, so
+the index can reuse embeddings for text that did not change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+MAX_CHUNK_CHARS = 1200
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
+_FENCE = re.compile(r"^(```|~~~)")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str
+    source: str
+    headings: tuple[str, ...]
+    start: int
+    end: int
+    text: str
+    content_hash: str
+
+    @property
+    def heading(self) -> str:
+        return " > ".join(self.headings)
+
+    @property
+    def title(self) -> str:
+        return self.headings[0] if self.headings else self.source
+
+    def embedding_text(self) -> str:
+        """What gets embedded: the heading path gives a section its document's context."""
+        return f"{self.heading}\n{self.text}"
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+
+
+def chunk_markdown(source: str, text: str) -> list[Chunk]:
+    """Split a Markdown document into heading sections with their character spans."""
+    chunks: list[Chunk] = []
+    seen_ids: dict[str, int] = {}
+    for headings, start, end in _sections(text):
+        for piece_start, piece_end in _split_long(text, start, end):
+            body = text[piece_start:piece_end].strip()
+            if not body or (_HEADING.match(body) and "\n" not in body):
+                continue  # a heading with nothing under it says nothing on its own
+            base = f"{source}#{slugify(headings[-1]) if headings else 'preamble'}"
+            seen_ids[base] = seen_ids.get(base, 0) + 1
+            chunk_id = base if seen_ids[base] == 1 else f"{base}-{seen_ids[base]}"
+            lead = len(text[piece_start:piece_end]) - len(text[piece_start:piece_end].lstrip())
+            chunks.append(
+                Chunk(
+                    chunk_id=chunk_id,
+                    source=source,
+                    headings=tuple(headings),
+                    start=piece_start + lead,
+                    end=piece_start + lead + len(body),
+                    text=body,
+                    content_hash=content_hash(body),
+                )
+            )
+    return chunks
+
+
+def _sections(text: str) -> list[tuple[list[str], int, int]]:
+    """(heading path, start, end) for each heading section; code fences are not headings."""
+    marks: list[tuple[int, int, str]] = []  # (offset, level, title)
+    in_fence = False
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        stripped = line.rstrip("\r\n")
+        if _FENCE.match(stripped.lstrip()):
+            in_fence = not in_fence
+        elif not in_fence and (match := _HEADING.match(stripped)):
+            marks.append((offset, len(match.group(1)), match.group(2).strip()))
+        offset += len(line)
+    sections: list[tuple[list[str], int, int]] = []
+    if not marks or marks[0][0] > 0:
+        sections.append(([], 0, marks[0][0] if marks else len(text)))
+    stack: list[tuple[int, str]] = []
+    for i, (start, level, title) in enumerate(marks):
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, title))
+        end = marks[i + 1][0] if i + 1 < len(marks) else len(text)
+        sections.append(([t for _, t in stack], start, end))
+    return sections
+
+
+def _split_long(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Cut a section longer than MAX_CHUNK_CHARS at paragraph breaks."""
+    if end - start <= MAX_CHUNK_CHARS:
+        return [(start, end)]
+    pieces: list[tuple[int, int]] = []
+    piece_start = start
+    for match in re.finditer(r"\n\s*\n", text[start:end]):
+        cut = start + match.end()
+        if cut - piece_start >= MAX_CHUNK_CHARS * 0.6:
+            pieces.append((piece_start, cut))
+            piece_start = cut
+    if piece_start < end:
+        pieces.append((piece_start, end))
+    return pieces

@@ -1,0 +1,198 @@
+"""`python -m copilot`: index, search, run, demo and the approval queue from a terminal.
+
+Every CopilotError is turned into one line on stderr and exit code 2, here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from copilot import approvals
+from copilot.agents import RunResult
+from copilot.config import Settings
+from copilot.errors import CopilotError, InputError
+from copilot.service import Services
+from copilot.tools import Sandbox
+
+DEMO_TASK = (
+    "Pods in checkout are OOMKilled after the last deploy; raise the memory limit "
+    "and open a ticket to track it."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m copilot", description="Ops Copilot: governed operations assistant."
+    )
+    parser.add_argument("--corpus", type=Path, help="runbook folder (default: COPILOT_CORPUS)")
+    parser.add_argument("--home", type=Path, help="data folder (default: COPILOT_HOME)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("index", help="build or refresh the runbook index")
+    search = sub.add_parser("search", help="search the runbooks")
+    search.add_argument("query", nargs="?", help="what to look for")
+    search.add_argument("-k", type=int, default=4, help="results to show (default 4)")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.add_argument(
+        "--jsonl",
+        action="store_true",
+        help='batch: read {"q": ...} lines on stdin, write results per line',
+    )
+    run = sub.add_parser("run", help="run a governed task")
+    run.add_argument("task", help="the operational task, in quotes")
+    run.add_argument("--json", action="store_true", help="print JSON")
+    run.add_argument("--user", help="who is asking (default: COPILOT_USER)")
+    sub.add_parser("demo", help="run a canned task and print it readably")
+    queue = sub.add_parser("approvals", help="list approval requests")
+    queue.add_argument("--status", choices=approvals.STATUSES)
+    for name in ("approve", "reject"):
+        p = sub.add_parser(name, help=f"{name} a pending request by id")
+        p.add_argument("approval_id")
+        p.add_argument("--note", default="")
+        p.add_argument("--user", help="who decides (default: COPILOT_USER)")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None
+) -> int:
+    out = stdout or sys.stdout
+    args = _parser().parse_args(argv)
+    try:
+        overrides = {k: v for k, v in (("corpus", args.corpus), ("home", args.home)) if v}
+        services = Services(Settings.load(**overrides))
+        return COMMANDS[args.command](services, args, stdin or sys.stdin, out)
+    except CopilotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_index(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    report = services.retriever.refresh()
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"index: {report.summary()}", file=out)
+    return 0
+
+
+def cmd_search(services: Services, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    if not 1 <= args.k <= 50:
+        raise InputError("-k must be between 1 and 50.")
+    if args.jsonl:
+        return _search_jsonl(services, args.k, stdin, out)
+    if not args.query or not args.query.strip():
+        raise InputError("Give a query, e.g. python -m copilot search 'disk full on db host'.")
+    hits = [h.as_dict() for h in services.retriever.search(args.query, args.k)]
+    if args.json:
+        print(json.dumps({"q": args.query, "results": hits}, indent=2), file=out)
+        return 0
+    for rank, h in enumerate(hits, 1):
+        print(
+            f"{rank}. [{h['score']:.3f}] {h['source']} - {h['heading']}  ({h['chunk_id']})",
+            file=out,
+        )
+        print("   " + " ".join(str(h["text"]).split())[:200], file=out)
+    return 0
+
+
+def _search_jsonl(services: Services, k: int, stdin: TextIO, out: TextIO) -> int:
+    queries: list[str] = []
+    for number, line in enumerate(stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            q = json.loads(line)["q"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InputError(f'stdin line {number} is not {{"q": "..."}} JSON.') from None
+        if not isinstance(q, str) or not q.strip():
+            raise InputError(f'stdin line {number}: "q" must be a non-empty string.')
+        queries.append(q)
+    fields = ("source", "heading", "chunk_id", "score", "text")
+    for q, hits in zip(queries, services.retriever.search_many(queries, k), strict=True):
+        results = [{f: h.as_dict()[f] for f in fields} for h in hits]
+        out.write(json.dumps({"q": q, "results": results}) + "\n")
+    return 0
+
+
+def cmd_run(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    result = services.copilot().run(args.task, user=args.user)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2, default=str), file=out)
+    else:
+        print(format_run(result), file=out)
+    return 0 if result.verdict != "fail" else 1
+
+
+def cmd_demo(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    print(f"Task: {DEMO_TASK}\n", file=out)
+    print(format_run(services.copilot().run(DEMO_TASK, user="demo")), file=out)
+    return 0
+
+
+def format_run(result: RunResult) -> str:
+    lines = [
+        f"Run {result.run_id} - {result.status} - provider {result.provider}/{result.model}"
+        f" - cost ${result.cost_usd:.6f}",
+        "",
+        "Plan:",
+    ]
+    lines += [
+        f"  {s.position}. {s.title} [{s.action}{': ' + s.tool if s.tool else ''}] - {s.status}"
+        for s in result.steps
+    ]
+    lines += ["", "Answer:", result.answer, "", "Citations:"]
+    lines += [f"  - {c['chunk_id']} ({c['heading']}, score {c['score']})" for c in result.citations]
+    lines += ["", f"Reviewer verdict: {result.verdict.upper()}"]
+    lines += [f"  - {r}" for r in result.reasons]
+    pending = [s for s in result.steps if s.approval_id]
+    if pending:
+        lines += ["", "Waiting for approval (python -m copilot approve ID):"]
+        lines += [f"  - {s.approval_id}: {s.tool} {json.dumps(s.args)[:100]}" for s in pending]
+    return "\n".join(lines)
+
+
+def cmd_approvals(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    rows = approvals.list_approvals(services.store, args.status)
+    if not rows:
+        print(
+            "No approval requests. Run a task that asks for a write, e.g. python -m copilot demo.",
+            file=out,
+        )
+    for r in rows:
+        print(
+            f"{r['approval_id']}  {r['status']:<9} {r['tool']:<28} run {r['run_id']}  "
+            f"{str(r['action'])[:60]}",
+            file=out,
+        )
+    return 0
+
+
+def _decide(approve: bool) -> Callable[[Services, argparse.Namespace, TextIO, TextIO], int]:
+    def command(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+        row = approvals.decide(
+            services.store,
+            Sandbox(services.settings.home),
+            args.approval_id,
+            approve=approve,
+            user=args.user or services.settings.user,
+            note=args.note,
+        )
+        print(f"{row['approval_id']}: {row['status']} by {row['decided_by']}", file=out)
+        return 0
+
+    return command
+
+
+COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int]] = {
+    "index": cmd_index,
+    "search": cmd_search,
+    "run": cmd_run,
+    "demo": cmd_demo,
+    "approvals": cmd_approvals,
+    "approve": _decide(True),
+    "reject": _decide(False),
+}

@@ -1,0 +1,177 @@
+"""Settings, built once by each entry point from the environment and `.env`.
+
+No import-time singleton: the CLI, the Streamlit app and the sidecar call `Settings.load()`;
+tests build `Settings(home=tmp_path, ...)` directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from copilot.errors import ConfigError
+
+PROVIDERS = ("stub", "openai", "azure")
+MAX_TASK_CHARS = 8000
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = Path("runtime")
+    """COPILOT_HOME: folder holding the governance DB and the search index."""
+    corpus: Path = Path("corpus")
+    """COPILOT_CORPUS: folder of Markdown runbooks the retriever indexes."""
+    user: str = "analyst"
+    """COPILOT_USER: who is recorded as the actor when no user is given."""
+    top_k: int = 4
+    """COPILOT_TOP_K: passages retrieved per task and per step."""
+    budget_usd: float = 0.0
+    """COPILOT_BUDGET_USD: spend limit per UTC day across all runs; 0 means no limit."""
+    db_lock_timeout_s: float = 20.0
+    """COPILOT_DB_LOCK_TIMEOUT: seconds to keep retrying while another process holds the DB."""
+    llm_provider: str = "stub"
+    """LLM_PROVIDER: stub (offline, default), openai or azure."""
+    openai_api_key: str = ""
+    """OPENAI_API_KEY: key for OpenAI or an OpenAI-compatible server."""
+    openai_model: str = "gpt-4o-mini"
+    """OPENAI_MODEL: model name sent to OpenAI or the compatible server."""
+    openai_base_url: str = ""
+    """OPENAI_BASE_URL: base URL of an OpenAI-compatible server (Ollama, vLLM, ...)."""
+    azure_endpoint: str = ""
+    """AZURE_OPENAI_ENDPOINT: https://<resource>.openai.azure.com"""
+    azure_api_key: str = ""
+    """AZURE_OPENAI_API_KEY: key of the Azure OpenAI resource."""
+    azure_deployment: str = ""
+    """AZURE_OPENAI_DEPLOYMENT: deployment name (Azure's word for the model)."""
+    azure_api_version: str = "2024-10-21"
+    """AZURE_OPENAI_API_VERSION: REST API version sent to Azure."""
+    llm_rate_limit_per_min: int = 60
+    """LLM_RATE_LIMIT_PER_MIN: client-side request limit shared by all threads of a process."""
+    llm_max_attempts: int = 4
+    """LLM_MAX_ATTEMPTS: attempts per call (first try included) on 429/5xx/timeouts."""
+    llm_timeout_s: float = 30.0
+    """LLM_TIMEOUT_S: seconds one HTTP request may take."""
+    llm_max_retry_s: float = 60.0
+    """LLM_MAX_RETRY_S: total seconds one call may spend across retries."""
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Anything else read from the environment, for adapters that look up their own keys."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "governance.duckdb"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    def validate(self) -> None:
+        if self.llm_provider not in PROVIDERS:
+            raise ConfigError(
+                f"LLM_PROVIDER={self.llm_provider!r} is not known; "
+                f"use one of {', '.join(PROVIDERS)}."
+            )
+        if self.llm_provider == "openai" and not self.openai_api_key:
+            raise ConfigError(
+                "LLM_PROVIDER=openai needs OPENAI_API_KEY; "
+                "set it in .env, or use LLM_PROVIDER=stub."
+            )
+        if self.llm_provider == "azure":
+            missing = [
+                name
+                for name, value in (
+                    ("AZURE_OPENAI_ENDPOINT", self.azure_endpoint),
+                    ("AZURE_OPENAI_API_KEY", self.azure_api_key),
+                    ("AZURE_OPENAI_DEPLOYMENT", self.azure_deployment),
+                )
+                if not value
+            ]
+            if missing:
+                raise ConfigError(
+                    f"LLM_PROVIDER=azure needs {', '.join(missing)}; set them in .env, "
+                    "or use LLM_PROVIDER=stub."
+                )
+        _check_range("COPILOT_TOP_K", self.top_k, 1, 50)
+        _check_range("LLM_RATE_LIMIT_PER_MIN", self.llm_rate_limit_per_min, 1, 100_000)
+        _check_range("LLM_MAX_ATTEMPTS", self.llm_max_attempts, 1, 10)
+        _check_range("COPILOT_BUDGET_USD", self.budget_usd, 0, 1_000_000)
+        _check_range("COPILOT_DB_LOCK_TIMEOUT", self.db_lock_timeout_s, 0.1, 600)
+        _check_range("LLM_TIMEOUT_S", self.llm_timeout_s, 0.1, 600)
+        _check_range("LLM_MAX_RETRY_S", self.llm_max_retry_s, 0.1, 3600)
+
+    def available_providers(self) -> list[str]:
+        """Providers whose keys are set, so the UI can offer a switch between them."""
+        names = ["stub"]
+        if self.openai_api_key:
+            names.append("openai")
+        if self.azure_endpoint and self.azure_api_key and self.azure_deployment:
+            names.append("azure")
+        return names
+
+    def with_provider(self, name: str) -> Settings:
+        return dataclasses.replace(self, llm_provider=name)
+
+    @classmethod
+    def load(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        dotenv: Path | None = Path(".env"),
+        **overrides: object,
+    ) -> Settings:
+        """Settings from `.env` (lower priority) and the environment (higher)."""
+        env: dict[str, str] = {}
+        if dotenv is not None and dotenv.is_file():
+            env.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        env.update(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        for name, (var, kind) in _ENV_FIELDS.items():
+            raw = env.get(var, "").strip()
+            if raw:
+                values[name] = _parse(var, raw, kind)
+        values.update(overrides)
+        return cls(**values, extra=env)  # type: ignore[arg-type]
+
+
+_ENV_FIELDS: dict[str, tuple[str, type]] = {
+    "home": ("COPILOT_HOME", Path),
+    "corpus": ("COPILOT_CORPUS", Path),
+    "user": ("COPILOT_USER", str),
+    "top_k": ("COPILOT_TOP_K", int),
+    "budget_usd": ("COPILOT_BUDGET_USD", float),
+    "db_lock_timeout_s": ("COPILOT_DB_LOCK_TIMEOUT", float),
+    "llm_provider": ("LLM_PROVIDER", str),
+    "openai_api_key": ("OPENAI_API_KEY", str),
+    "openai_model": ("OPENAI_MODEL", str),
+    "openai_base_url": ("OPENAI_BASE_URL", str),
+    "azure_endpoint": ("AZURE_OPENAI_ENDPOINT", str),
+    "azure_api_key": ("AZURE_OPENAI_API_KEY", str),
+    "azure_deployment": ("AZURE_OPENAI_DEPLOYMENT", str),
+    "azure_api_version": ("AZURE_OPENAI_API_VERSION", str),
+    "llm_rate_limit_per_min": ("LLM_RATE_LIMIT_PER_MIN", int),
+    "llm_max_attempts": ("LLM_MAX_ATTEMPTS", int),
+    "llm_timeout_s": ("LLM_TIMEOUT_S", float),
+    "llm_max_retry_s": ("LLM_MAX_RETRY_S", float),
+}
+
+
+def _parse(var: str, raw: str, kind: type) -> object:
+    if kind is str:
+        return raw.lower() if var == "LLM_PROVIDER" else raw
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{var}={raw!r} is not a valid {kind.__name__}; fix it in .env."
+        ) from None
+
+
+def _check_range(var: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{var}={value} is out of range; use a value from {low} to {high}.")

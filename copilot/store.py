@@ -1,0 +1,246 @@
+"""The governance store: one DuckDB file shared by the app, the CLI and the sidecar.
+
+DuckDB lets one process hold a file read-write and then refuses every other process, even
+read-only. So no process keeps the file open: each unit of work opens it, does one short
+transaction and closes it, retrying with backoff while another process holds the lock.
+Inside a process a lock per file serialises connections (DuckDB also refuses two connections
+to one file with different read-only flags in one process). A run batches its writes per
+step, so a step costs one open/commit/close (~30-40 ms) however many rows it writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from copilot.errors import StoreBusy
+from copilot.migrations import MIGRATIONS
+
+_PROCESS_LOCKS: dict[Path, threading.RLock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+_MIGRATED: set[Path] = set()
+GENESIS_HASH = "0" * 64
+
+
+def utcnow() -> datetime:
+    """UTC as a naive datetime: DuckDB TIMESTAMP columns here are UTC by convention."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _process_lock(path: Path) -> threading.RLock:
+    with _PROCESS_LOCKS_GUARD:
+        return _PROCESS_LOCKS.setdefault(path, threading.RLock())
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc)
+    return "lock" in text.lower() and ("Could not set lock" in text or "Conflicting" in text)
+
+
+class Transaction:
+    """Writes inside one open connection; audit events are hash-chained here."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.conn = conn
+        self._head: str | None = None
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> None:
+        self.conn.execute(sql, params)
+
+    def insert(self, table: str, row: dict[str, Any]) -> None:
+        self.insert_many(table, [row])
+
+    def insert_many(self, table: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        columns = list(rows[0])
+        marks = ", ".join("?" for _ in columns)
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+        self.conn.executemany(sql, [[row[c] for c in columns] for row in rows])
+
+    def audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        reason: str,
+        run_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> str:
+        """Append an audit event chained to the previous one; returns its hash."""
+        if self._head is None:
+            last = self.conn.execute(
+                "SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            self._head = last[0] if last else GENESIS_HASH
+        row = {
+            "run_id": run_id,
+            "actor": actor,
+            "action": action,
+            "reason": reason,
+            "detail": json.dumps(detail or {}, sort_keys=True, default=str),
+            "created_at": utcnow(),
+        }
+        digest = chain_hash(self._head, row)
+        self.conn.execute(
+            "INSERT INTO audit_events (seq, run_id, actor, action, reason, detail, created_at,"
+            " prev_hash, hash) VALUES (nextval('audit_seq'), ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                row["run_id"],
+                actor,
+                action,
+                reason,
+                row["detail"],
+                row["created_at"],
+                self._head,
+                digest,
+            ],
+        )
+        self._head = digest
+        return digest
+
+
+def chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    """Hash of an audit event over its content and its predecessor's hash."""
+    payload = json.dumps(
+        [
+            prev_hash,
+            row["run_id"],
+            row["actor"],
+            row["action"],
+            row["reason"],
+            row["detail"],
+            str(row["created_at"]),
+        ],
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class Store:
+    """Short-lived connections to the governance DB, with retry while it is locked."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        lock_timeout_s: float = 20.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = Path(path).resolve()
+        self.lock_timeout_s = lock_timeout_s
+        self._sleep = sleep
+        self._clock = clock
+        self.lock_waits = 0
+        """How many times this Store had to wait for another process (for benchmarks)."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One read-write transaction; commits on success, rolls back on any error."""
+        with self._connect(read_only=False) as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                yield Transaction(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection; other readers may hold the file at the same time."""
+        with self._connect(read_only=True) as conn:
+            yield conn
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        with self.reader() as conn:
+            cursor = conn.execute(sql, params)
+            names = [d[0] for d in cursor.description or []]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def query_df(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        """The same as `query`, as a pandas DataFrame (for charts and CSV)."""
+        with self.reader() as conn:
+            return conn.execute(sql, params).df()
+
+    @contextmanager
+    def _connect(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        with _process_lock(self.path):
+            self._ensure_migrated()
+            conn = self._open(read_only=read_only)
+            try:
+                yield conn
+            finally:
+                conn.close()
+
+    def _ensure_migrated(self) -> None:
+        if self.path in _MIGRATED and self.path.exists():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._open(read_only=False)
+        try:
+            apply_migrations(conn)
+        finally:
+            conn.close()
+        _MIGRATED.add(self.path)
+
+    def _open(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = self._clock() + self.lock_timeout_s
+        delay = 0.005
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc):
+                    raise
+                if self._clock() >= deadline:
+                    raise StoreBusy(_busy_message(self.path, exc, self.lock_timeout_s)) from exc
+            self.lock_waits += 1
+            self._sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.25)
+
+
+def _busy_message(path: Path, exc: Exception, waited: float) -> str:
+    holder = re.search(r"held in (.+?)\)", str(exc))
+    who = f" ({holder.group(1)})" if holder else ""
+    return (
+        f"The governance DB {path} stayed locked by another process{who} for {waited:.0f} s. "
+        "Close any duckdb shell or notebook that keeps it open, then try again "
+        "(or raise COPILOT_DB_LOCK_TIMEOUT)."
+    )
+
+
+def apply_migrations(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply pending migrations, each in its own transaction with its bookkeeping row."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY,"
+        " applied_at TIMESTAMP NOT NULL)"
+    )
+    done = {row[0] for row in conn.execute("SELECT name FROM schema_migrations").fetchall()}
+    applied = []
+    for migration in MIGRATIONS:
+        name = migration.__name__
+        if name in done:
+            continue
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            migration(conn)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", [name, utcnow()])
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        applied.append(name)
+    return applied

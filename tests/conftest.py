@@ -1,0 +1,43 @@
+"""Shared fixtures: the real MiniLM model and the real corpus index, built once per session.
+
+Each test gets its own COPILOT_HOME in a tmp dir with a copy of that index, so tests never
+share a DuckDB file and never re-embed the corpus.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from copilot.config import Settings
+from copilot.service import Services
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "corpus"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def built_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The corpus index, embedded once per test session with the real model."""
+    home = tmp_path_factory.mktemp("index-home")
+    services = Services(Settings(home=home, corpus=CORPUS))
+    services.retriever.refresh()
+    return home / "index"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, built_index: Path) -> Settings:
+    home = tmp_path / "home"
+    shutil.copytree(built_index, home / "index")
+    return Settings(home=home, corpus=CORPUS)
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    yield Services(settings)
