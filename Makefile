@@ -1,0 +1,55 @@
+# Ops Copilot. Quick start: `make run` (app + sidecar, offline) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8501
+SIDECAR_PORT ?= 8000
+export HF_HUB_OFFLINE := 1
+
+.PHONY: venv run index test test-e2e lint format bench sidecar clean
+
+# The venv is rebuilt only when the requirements change.
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+index: venv
+	$(PY) -m copilot index
+
+# The sidecar runs in the background and stops with the app (Ctrl-C).
+run: index
+	@echo "App: http://localhost:$(PORT)   Sidecar: http://127.0.0.1:$(SIDECAR_PORT)/healthz"
+	$(PY) -m copilot sidecar --host 127.0.0.1 --port $(SIDECAR_PORT) & \
+	  SIDECAR=$$!; trap 'kill $$SIDECAR 2>/dev/null' EXIT INT TERM; \
+	  $(PY) -m streamlit run streamlit_app.py --server.port $(PORT) --server.headless true
+
+sidecar: venv
+	$(PY) -m copilot sidecar --host 127.0.0.1 --port $(SIDECAR_PORT)
+
+test: venv
+	$(PY) -m pytest -m "not e2e" -q
+
+# Browser journey: needs Debian's chromium (installed here if missing).
+test-e2e: venv
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(PY) -m pytest -m e2e -q
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy copilot pages streamlit_app.py
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: venv
+	$(PY) bench/bench_core.py
+	@if [ -f bench/bench_telemetry.py ]; then $(PY) bench/bench_telemetry.py; fi
+
+clean:
+	rm -rf runtime .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,173 @@
+"""Core figures: index build, no-op refresh, query latency, governed run latency, app memory.
+
+Run with `make bench`. Prints figures; asserts nothing (timings belong here, not in tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from copilot.config import Settings  # noqa: E402
+from copilot.embeddings import get_embedder  # noqa: E402
+from copilot.service import Services  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def bench_index(home: Path) -> Services:
+    started = time.perf_counter()
+    get_embedder()
+    print(f"model load (torch + MiniLM):        {time.perf_counter() - started:8.2f} s")
+    services = Services(Settings(home=home, corpus=REPO / "corpus"))
+    report = services.retriever.refresh()
+    print(
+        f"index build:                        {report.chunks_total} chunks in "
+        f"{report.seconds:.2f} s = {report.chunks_total / report.seconds:.0f} chunks/s"
+    )
+    times = []
+    for _ in range(5):
+        times.append(services.retriever.refresh().seconds * 1000)
+    print(f"refresh, nothing changed:           p50 {statistics.median(times):8.1f} ms")
+    return services
+
+
+def bench_queries(services: Services) -> None:
+    lines = (REPO / "tests" / "data" / "labelled_queries.jsonl").read_text().splitlines()
+    queries = [json.loads(line)["q"] for line in lines if line.strip()]
+    services.retriever.search("warm up", 4)
+    times = []
+    for _ in range(5):
+        for q in queries:
+            started = time.perf_counter()
+            services.retriever.search(q, 4)
+            times.append((time.perf_counter() - started) * 1000)
+    print(
+        f"query latency warm ({len(times)} queries):  p50 {pct(times, 50):6.1f} ms   "
+        f"p95 {pct(times, 95):6.1f} ms"
+    )
+
+
+def bench_runs(services: Services) -> None:
+    copilot = services.copilot()
+    tasks = [
+        "Disk full on the postgres volume",
+        "p95 latency above 800 ms on payments",
+        "Pods in checkout are OOMKilled; raise the limit and open a ticket",
+    ]
+    times = []
+    for i in range(12):
+        started = time.perf_counter()
+        copilot.run(tasks[i % len(tasks)])
+        times.append((time.perf_counter() - started) * 1000)
+    print(
+        f"governed run, stub ({len(times)} runs):      p50 {pct(times, 50):6.0f} ms   "
+        f"p95 {pct(times, 95):6.0f} ms   (store lock waits: {services.store.lock_waits})"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_streamlit_memory(home: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "COPILOT_HOME": str(home), "COPILOT_CORPUS": str(REPO / "corpus")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO / "streamlit_app.py"),
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+        ],
+        cwd=home,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        print(f"streamlit RSS idle:                 {rss_mib(proc.pid):8.0f} MiB")
+        if Path("/usr/bin/chromium").exists():
+            after = _drive_one_task(url)
+            print(
+                f"streamlit RSS after one chat run:   {rss_mib(proc.pid):8.0f} MiB "
+                f"(first answer after {after:.1f} s, model load included)"
+            )
+        else:
+            print("streamlit RSS after a run:          skipped (no /usr/bin/chromium)")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _drive_one_task(url: str) -> float:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page()
+        page.goto(url)
+        started = time.perf_counter()
+        box = page.get_by_test_id("stChatInputTextArea")
+        box.fill("Disk full on the postgres volume")
+        box.press("Enter")
+        page.get_by_text("Reviewer:").first.wait_for(timeout=120_000)
+        elapsed = time.perf_counter() - started
+        browser.close()
+    return elapsed
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        services = bench_index(home)
+        bench_queries(services)
+        bench_runs(services)
+        app_home = Path(tmp) / "app"
+        shutil.copytree(home / "index", app_home / "index")
+        bench_streamlit_memory(app_home)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""What every Streamlit page shares: cached services, the sidebar choices, error display.
+
+Pages stay thin: they read state from here, call `copilot`, and render. Nothing here loads
+the embedding model; only the chat page asks for it, through `retriever()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from copilot.config import Settings
+from copilot.errors import CopilotError
+from copilot.retriever import Retriever
+from copilot.service import Services
+
+T = TypeVar("T")
+
+
+@st.cache_resource(show_spinner=False)
+def services() -> Services:
+    """One Services per server process, built from the environment and .env."""
+    return Services(Settings.load())
+
+
+@st.cache_resource(show_spinner="Loading the runbook index and the MiniLM model (once)...")
+def retriever() -> Retriever:
+    """The retriever with its index loaded and the model warm: the chat page's first cost."""
+    r = services().retriever
+    r.refresh()
+    r.search("warm up", 1)
+    return r
+
+
+def settings() -> Settings:
+    return services().settings
+
+
+def current_user() -> str:
+    return str(st.session_state.get("user") or settings().user)
+
+
+def current_provider() -> str:
+    return str(st.session_state.get("provider") or settings().llm_provider)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show a CopilotError as st.error with its advice instead of a traceback."""
+    try:
+        yield
+    except CopilotError as exc:
+        st.error(str(exc), icon=":material/error:")
+
+
+def guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    with user_errors():
+        return fn(*args, **kwargs)
+    return None

@@ -1,0 +1,47 @@
+"""Entry point: routes between the pages and draws the shared sidebar."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from copilot import ui
+from copilot.errors import CopilotError
+
+st.set_page_config(page_title="Ops Copilot", page_icon=":material/shield:", layout="wide")
+
+try:
+    settings = ui.settings()
+except CopilotError as exc:  # a broken .env must say what to fix, not show a traceback
+    st.error(f"Configuration problem: {exc}")
+    st.stop()
+
+with st.sidebar:
+    st.text_input(
+        "Your name",
+        value=settings.user,
+        key="user",
+        help="Recorded as the actor of your runs and approvals.",
+    )
+    providers = settings.available_providers()
+    st.selectbox(
+        "LLM provider",
+        providers,
+        index=providers.index(settings.llm_provider) if settings.llm_provider in providers else 0,
+        key="provider",
+        help="Providers whose keys are set in .env. 'stub' works offline.",
+    )
+    model = {
+        "stub": "stub-runbook-v1",
+        "openai": settings.openai_model,
+        "azure": settings.azure_deployment,
+    }[ui.current_provider()]
+    st.caption(f"Model: `{model}`")
+    if settings.budget_usd:
+        st.caption(f"Daily budget: ${settings.budget_usd:.2f}")
+
+pages = [
+    st.Page("pages/chat.py", title="Chat", icon=":material/chat:", default=True),
+    st.Page("pages/approvals.py", title="Approvals", icon=":material/approval:"),
+    st.Page("pages/telemetry.py", title="Telemetry", icon=":material/monitoring:"),
+]
+st.navigation(pages).run()

@@ -1,0 +1,71 @@
+"""The app through Streamlit's AppTest: navigation, the chat flow, approvals, bad input."""
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from copilot.config import Settings
+from tests.conftest import REPO
+
+APP = str(REPO / "streamlit_app.py")
+
+
+@pytest.fixture
+def app(settings: Settings, monkeypatch) -> AppTest:
+    monkeypatch.setenv("COPILOT_HOME", str(settings.home))
+    monkeypatch.setenv("COPILOT_CORPUS", str(settings.corpus))
+    monkeypatch.delenv("LLM_PROVIDER", raising=False)
+    monkeypatch.chdir(settings.home)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown) + "\n".join(c.value for c in at.caption)
+
+
+def test_chat_answers_with_plan_citations_and_verdict(app: AppTest):
+    assert app.sidebar.selectbox[0].value == "stub"
+    app.chat_input[0].set_value("TLS certificate for api.acme.com expires in 3 days").run()
+    assert not app.exception and not app.error
+    body = texts(app)
+    assert "tls-certificate-expiry.md#" in body  # answer lines cite their runbook chunks
+    labels = [e.label for e in app.expander]
+    assert any(label.startswith("Plan (") for label in labels)
+    assert any(label.startswith("Citations (") for label in labels)
+    assert "Reviewer: PASS" in str(app.get("badge"))
+    assert len(app.chat_message) == 2
+
+
+def test_follow_up_stays_in_the_same_chat(app: AppTest):
+    app.chat_input[0].set_value("Kafka consumer lag keeps growing on orders").run()
+    app.chat_input[0].set_value("what do I check first?").run()
+    assert not app.exception and not app.error
+    assert len(app.chat_message) == 4
+    assert "message-queue-consumer-lag.md#" in texts(app)
+
+
+def test_bad_input_shows_a_clear_error(app: AppTest):
+    app.chat_input[0].set_value("   ").run()
+    assert "The task is empty" in app.error[0].value
+    app.chat_input[0].set_value("y" * 9000).run()
+    assert "limit is 8,000" in app.error[0].value
+    assert not app.exception
+
+
+def test_approval_requested_in_chat_is_approved_on_the_approvals_page(app: AppTest):
+    app.chat_input[0].set_value(
+        "Pods in checkout are OOMKilled; raise the limit and open a ticket"
+    ).run()
+    assert any("wait for approval" in i.value for i in app.info)
+    app.switch_page("pages/approvals.py").run()
+    assert not app.exception
+    approve = [b for b in app.button if b.label == "Approve"]
+    assert len(approve) == 2
+    approve[0].click().run()
+    assert not app.exception
+    assert len([b for b in app.button if b.label == "Approve"]) == 1

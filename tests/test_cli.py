@@ -1,0 +1,107 @@
+"""`python -m copilot` in-process through main(), and once as a real subprocess."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from copilot.cli import main
+from copilot.config import Settings
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch):
+    monkeypatch.setenv("COPILOT_HOME", str(settings.home))
+    monkeypatch.setenv("COPILOT_CORPUS", str(settings.corpus))
+    monkeypatch.delenv("LLM_PROVIDER", raising=False)
+    monkeypatch.chdir(settings.home)  # no stray .env from the repo
+    return settings
+
+
+def run(*argv: str, stdin: str = "") -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), stdin=io.StringIO(stdin), stdout=out)
+    return code, out.getvalue()
+
+
+def test_index_reports_unchanged_corpus(env):
+    code, out = run("index")
+    assert code == 0 and "0 added, 0 changed, 0 removed, 28 unchanged" in out
+
+
+def test_search_json_and_jsonl(env):
+    code, out = run("search", "certificate expires soon", "-k", "2", "--json")
+    data = json.loads(out)
+    assert code == 0 and len(data["results"]) == 2
+    assert data["results"][0]["source"] == "tls-certificate-expiry.md"
+    lines = '{"q": "disk full"}\n{"q": "redis evictions"}\n'
+    code, out = run("search", "--jsonl", "-k", "3", stdin=lines)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["q"] for r in rows] == ["disk full", "redis evictions"]
+    assert set(rows[0]["results"][0]) == {"source", "heading", "chunk_id", "score", "text"}
+    assert rows[1]["results"][0]["source"] == "redis-memory-eviction.md"
+
+
+def test_run_json_has_the_promised_fields(env):
+    code, out = run("run", "Postgres replica is lagging behind the primary", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert {"run_id", "status", "plan", "answer", "citations", "review", "cost_usd"} <= set(data)
+    assert {"source", "chunk_id"} <= set(data["citations"][0])
+    assert data["review"]["verdict"] == "pass" and data["review"]["reasons"]
+
+
+def test_demo_prints_plan_answer_and_verdict_and_approvals_flow(env):
+    code, out = run("demo")
+    assert code == 0
+    assert "Plan:" in out and "Reviewer verdict: PASS" in out and "Citations:" in out
+    approval_id = out.split("Waiting for approval")[1].split("\n  - ")[1].split(":")[0]
+    code, out = run("approvals", "--status", "pending")
+    assert approval_id in out
+    code, out = run("approve", approval_id, "--user", "lead")
+    assert code == 0 and "approved by lead" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "   "], "The task is empty"),
+        (["search", "--jsonl"], None),
+        (["approve", "does-not-exist"], "No approval request"),
+        (["--corpus", "/nonexistent", "index"], "does not exist"),
+    ],
+)
+def test_user_errors_exit_nonzero_with_advice(env, capsys, argv, message):
+    code, _ = run(*argv, stdin="not json\n")
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ")
+    if message:
+        assert message in err
+
+
+def test_unknown_subcommand_and_bad_config_in_a_real_process(tmp_path: Path):
+    env = {**os.environ, "COPILOT_HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "copilot", "frobnicate"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2 and "invalid choice: 'frobnicate'" in done.stderr
+    env["LLM_PROVIDER"] = "openai"
+    env.pop("OPENAI_API_KEY", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "copilot", "approvals"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2 and "OPENAI_API_KEY" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,89 @@
+"""Index refresh with the real MiniLM model on a small corpus of our own."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from copilot.embeddings import get_embedder
+from copilot.errors import CorpusError
+from copilot.index import Index, refresh_index
+
+
+class CountingEncoder:
+    """The real embedder, counting how many texts it is asked to embed."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def encode(self, texts, batch_size: int = 64) -> np.ndarray:
+        self.texts += list(texts)
+        return get_embedder().encode(texts, batch_size)
+
+
+def write(corpus: Path, name: str, text: str) -> None:
+    corpus.mkdir(parents=True, exist_ok=True)
+    (corpus / name).write_text(text, encoding="utf-8")
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    c = tmp_path / "corpus"
+    write(c, "dns.md", "# DNS\n\n## Symptoms\n- NXDOMAIN errors\n\n## Fix\n1. Restart CoreDNS\n")
+    write(c, "disk.md", "# Disk\n\n## Symptoms\n- df shows 100%\n\n## Fix\n1. Delete old logs\n")
+    return c
+
+
+def test_refresh_embeds_only_changed_text_and_drops_deleted_files(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    enc = CountingEncoder()
+    index, report = refresh_index(corpus, index_dir, lambda: enc)
+    assert report.added == ["disk.md", "dns.md"] and report.chunks_embedded == len(index) == 4
+
+    enc.texts.clear()
+    _, report = refresh_index(corpus, index_dir, lambda: enc)
+    assert report.unchanged == ["disk.md", "dns.md"]
+    assert report.chunks_embedded == 0 and enc.texts == []
+
+    write(corpus, "dns.md", "# DNS\n\n## Symptoms\n- NXDOMAIN errors\n\n## Fix\n1. Flush caches\n")
+    (corpus / "disk.md").unlink()
+    index, report = refresh_index(corpus, index_dir, lambda: enc)
+    assert report.changed == ["dns.md"] and report.removed == ["disk.md"]
+    assert report.chunks_embedded == 1 and "Flush caches" in enc.texts[0]
+    assert {c.source for c in index.chunks} == {"dns.md"}
+
+    reloaded = Index.load(index_dir)
+    assert reloaded is not None and [c.chunk_id for c in reloaded.chunks] == [
+        c.chunk_id for c in index.chunks
+    ]
+    assert len(list(index_dir.glob("vectors-*.npy"))) == 1  # old vector files are removed
+
+
+def test_search_returns_text_source_heading_span_id_and_score(corpus, tmp_path):
+    index, _ = refresh_index(corpus, tmp_path / "index", get_embedder)
+    hits = index.search(get_embedder().encode(["coredns lookup failing"])[0], 2)
+    top = hits[0].as_dict()
+    assert top["source"] == "dns.md"
+    assert set(top) >= {"text", "source", "heading", "start", "end", "chunk_id", "score"}
+    assert hits[0].score >= hits[1].score
+
+
+def test_bad_files_are_skipped_with_a_warning_naming_them(corpus, tmp_path):
+    (corpus / "latin1.md").write_bytes("# Caf\xe9\n".encode("latin-1"))
+    (corpus / "notes.txt").write_text("not markdown")
+    (corpus / "image.md").write_bytes(b"\x89PNG\x00\x00binary")
+    index, report = refresh_index(corpus, tmp_path / "index", get_embedder)
+    joined = "\n".join(report.warnings)
+    assert "latin1.md: not valid UTF-8" in joined
+    assert "notes.txt: not a Markdown" in joined
+    assert "image.md" in joined
+    assert {c.source for c in index.chunks} == {"dns.md", "disk.md"}
+
+
+def test_missing_and_empty_corpus_say_what_to_do(tmp_path):
+    with pytest.raises(CorpusError, match="does not exist.*COPILOT_CORPUS"):
+        refresh_index(tmp_path / "nope", tmp_path / "index", get_embedder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusError, match="no readable Markdown"):
+        refresh_index(tmp_path / "empty", tmp_path / "index", get_embedder)
+    assert not (tmp_path / "index" / "manifest.json").exists()
