@@ -64,11 +64,26 @@ class RunResult:
     cost_usd: float
     fallbacks: int = 0
 
+    @property
+    def summary(self) -> str:
+        """One line a person reads first: how many steps, from which runbooks, what waits."""
+        runbooks = sorted({c["source"] for c in self.citations})
+        waiting = sum(1 for s in self.steps if s.status == "awaiting_approval")
+        denied = sum(1 for s in self.steps if s.status == "denied")
+        text = (f"{len(self.steps)} steps from {len(runbooks)} runbook"
+                f"{'s' if len(runbooks) != 1 else ''} ({', '.join(runbooks)}).")
+        if waiting:
+            text += f" {waiting} action{'s' if waiting != 1 else ''} wait for approval."
+        if denied:
+            text += f" {denied} action{'s' if denied != 1 else ''} denied by policy."
+        return text
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "status": self.status,
             "task": self.task,
+            "summary": self.summary,
             "provider": self.provider,
             "model": self.model,
             "plan": [s.__dict__ for s in self.steps],

@@ -137,6 +137,7 @@ def format_run(result: RunResult) -> str:
     lines = [
         f"Run {result.run_id} - {result.status} - provider {result.provider}/{result.model}"
         f" - cost ${result.cost_usd:.6f}",
+        result.summary,
         "",
         "Plan:",
     ]

@@ -85,7 +85,7 @@ def main() -> None:
                     for r in decided
                 ],
                 hide_index=True,
-                use_container_width=True,
+                width="stretch",
             )
         else:
             st.caption("No decisions yet.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Literal
 
@@ -14,6 +15,7 @@ from copilot.errors import CopilotError
 BadgeColor = Literal["green", "orange", "red", "gray"]
 VERDICT_COLORS: dict[str, BadgeColor] = {"pass": "green", "warn": "orange", "fail": "red"}
 AGENT_ICONS = {"retriever": "🔎", "planner": "🗺️", "executor": "🛠️", "reviewer": "⚖️"}
+CITATION = re.compile(r"\[([^\[\]\s]+#[^\[\]\s]+)\]")
 EXAMPLES = (
     "Pods in checkout are OOMKilled; raise the memory limit and open a ticket",
     "p95 latency on the payments API is above 800 ms, what do I check first?",
@@ -34,6 +36,11 @@ class StatusHooks(RunHooks):
             self.box.write(f"{AGENT_ICONS.get(agent, '')} **{agent}** - {title} ({status})")
 
 
+def quiet_citations(markdown: str) -> str:
+    """Citation markers in gray, so the instructions read first and the sources second."""
+    return CITATION.sub(lambda m: f":gray[({m.group(1)})]", markdown)
+
+
 def render_result(result: dict[str, Any]) -> None:
     review = result["review"]
     verdict = review["verdict"]
@@ -42,7 +49,13 @@ def render_result(result: dict[str, Any]) -> None:
         color=VERDICT_COLORS.get(verdict, "gray"),
         icon=":material/verified:" if verdict == "pass" else ":material/report:",
     )
-    st.markdown(result["answer"] or "_No answer steps._")
+    st.markdown(f"**{result['summary']}**")
+    if verdict != "pass":
+        st.warning(
+            "The reviewer did not pass this answer: " + "; ".join(review["reasons"][:3]),
+            icon=":material/gpp_maybe:",
+        )
+    st.markdown(quiet_citations(result["answer"]) or "_No answer steps._")
     pending = [s for s in result["plan"] if s["status"] == "awaiting_approval"]
     if pending:
         st.info(
@@ -99,18 +112,30 @@ def run_task(task: str, history: list[str]) -> RunResult | None:
         return None
 
 
+def examples() -> str | None:
+    """Clickable example tasks for a first visit; returns the one clicked."""
+    st.markdown("**Try one of these, or type your own below:**")
+    for column, example in zip(st.columns(len(EXAMPLES)), EXAMPLES, strict=True):
+        if column.button(example, width="stretch"):
+            return example
+    return None
+
+
 def main() -> None:
     st.title("Ops Copilot")
     st.caption(
-        "Describe an operational task. The planner breaks it into steps from the "
-        "runbooks, the executor acts within policy, the reviewer checks citations and "
-        "injection. Writes wait for approval."
+        "Describe an operational task. The planner breaks it into steps from the runbooks, "
+        "the executor acts within policy, the reviewer checks citations and injection. "
+        "Writes wait for approval."
     )
     state = st.session_state
     state.setdefault("messages", [])
     state.setdefault("session_id", uuid.uuid4().hex[:12])
-    if not state["messages"]:
-        st.markdown("**Try:** " + " · ".join(f"_{e}_" for e in EXAMPLES))
+    clicked = examples() if not state["messages"] else None
+    if state["messages"] and st.button("New conversation", icon=":material/add_comment:"):
+        state["messages"] = []
+        state["session_id"] = uuid.uuid4().hex[:12]
+        st.rerun()
     for message in state["messages"]:
         with st.chat_message(message["role"]):
             if message["role"] == "user":
@@ -118,6 +143,7 @@ def main() -> None:
             else:
                 render_result(message["result"])
     task = st.chat_input("Describe an operational task, e.g. 'disk full on db-3, what now?'")
+    task = task if task is not None else clicked
     if task is None:
         return
     with st.chat_message("user"):

@@ -110,17 +110,24 @@ def _plan(request: LLMRequest) -> dict[str, Any]:
     passages = _relevant(request.passages)
     steps: list[dict[str, Any]] = []
     for p in _one_per_stage(passages):
-        stage = _stage(p.heading)
-        verb = _STAGES[stage][1] if stage < len(_STAGES) else "Review"
         steps.append(
             {
-                "title": f"{verb}: {p.heading}",
+                "title": _step_title(p),
                 "action": "answer",
                 "citations": [p.chunk_id],
             }
         )
     steps.extend(_tool_steps(request.task, passages))
     return {"steps": steps}
+
+
+def _step_title(p: Passage) -> str:
+    """'Mitigate: Disk Full' reads better than the raw heading path."""
+    parts = p.heading.split(" > ")
+    stage = _stage(p.heading)
+    if stage < len(_STAGES):
+        return f"{_STAGES[stage][1]}: {parts[0]}"
+    return f"Review '{parts[-1]}': {parts[0]}"
 
 
 def _one_per_stage(passages: list[Passage]) -> list[Passage]:
@@ -145,7 +152,7 @@ def _tool_steps(task: str, passages: list[Passage]) -> list[dict[str, Any]]:
             if line:
                 steps.append(
                     {
-                        "title": line.rstrip(".")[:160],
+                        "title": _shorten(line.rstrip("."), 90),
                         "action": "tool",
                         "tool": tool,
                         "args": _tool_args(tool, task, line, p),
@@ -178,6 +185,12 @@ def _tool_args(tool: str, task: str, line: str, passage: Passage) -> dict[str, A
     if tool == "github.create_issue":
         return {"repo": repo, "title": summary, "body": body}
     return {"repo": repo}
+
+
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "..."
 
 
 def _lines(text: str) -> list[str]:
