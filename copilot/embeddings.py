@@ -6,7 +6,6 @@ caller first needs a vector (`get_embedder()`), never at import time.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -51,7 +50,15 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-@functools.cache
+_LOAD_LOCK = threading.Lock()
+_EMBEDDER: Embedder | None = None
+
+
 def get_embedder() -> Embedder:
-    """The process-wide embedder, loaded on first use."""
-    return Embedder()
+    """The process-wide embedder, loaded on first use. The lock makes a second caller (the
+    chat page's warm-up thread racing a user's first task) wait instead of loading twice."""
+    global _EMBEDDER
+    with _LOAD_LOCK:
+        if _EMBEDDER is None:
+            _EMBEDDER = Embedder()
+        return _EMBEDDER

@@ -6,6 +6,7 @@ the embedding model; only the chat page asks for it, through `retriever()`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from copilot.config import Settings
+from copilot.embeddings import get_embedder
 from copilot.errors import CopilotError
 from copilot.retriever import Retriever
 from copilot.service import Services
@@ -33,6 +35,14 @@ def retriever() -> Retriever:
     r.refresh()
     r.search("warm up", 1)
     return r
+
+
+@st.cache_resource(show_spinner=False)
+def warm_model_in_background() -> threading.Thread:
+    """Start loading the model while the analyst types; cached, so once per process."""
+    thread = threading.Thread(target=get_embedder, name="warm-minilm", daemon=True)
+    thread.start()
+    return thread
 
 
 def settings() -> Settings:

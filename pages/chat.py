@@ -128,6 +128,7 @@ def main() -> None:
         "the executor acts within policy, the reviewer checks citations and injection. "
         "Writes wait for approval."
     )
+    ui.warm_model_in_background()
     state = st.session_state
     state.setdefault("messages", [])
     state.setdefault("session_id", uuid.uuid4().hex[:12])
