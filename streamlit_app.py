@@ -43,5 +43,7 @@ pages = [
     st.Page("pages/chat.py", title="Chat", icon=":material/chat:", default=True),
     st.Page("pages/approvals.py", title="Approvals", icon=":material/approval:"),
     st.Page("pages/telemetry.py", title="Telemetry", icon=":material/monitoring:"),
+    st.Page("pages/audit.py", title="Audit log", icon=":material/policy:"),
+    st.Page("pages/knowledge.py", title="Knowledge base", icon=":material/menu_book:"),
 ]
 st.navigation(pages).run()

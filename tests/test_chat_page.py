@@ -69,3 +69,25 @@ def test_approval_requested_in_chat_is_approved_on_the_approvals_page(app: AppTe
     approve[0].click().run()
     assert not app.exception
     assert len([b for b in app.button if b.label == "Approve"]) == 1
+
+
+def test_audit_page_shows_verified_chain_and_events(app: AppTest):
+    app.chat_input[0].set_value("Disk full on the postgres volume").run()
+    app.switch_page("pages/audit.py").run()
+    assert not app.exception
+    assert "Chain verified" in app.success[0].value
+    assert len(app.dataframe) == 1 and len(app.get("download_button")) == 1
+
+
+def test_audit_page_empty_state_says_how_to_get_data(app: AppTest):
+    app.switch_page("pages/audit.py").run()
+    assert "python -m copilot demo" in app.info[0].value
+
+
+def test_knowledge_page_lists_runbooks_and_searches(app: AppTest):
+    app.switch_page("pages/knowledge.py").run()
+    assert not app.exception
+    assert app.metric[0].value == "28"
+    app.text_input[1].set_value("replica lag on postgres").run()
+    assert not app.exception
+    assert any("postgres-replication-lag.md" in m.value for m in app.markdown)

@@ -1,0 +1,52 @@
+"""Audit log: every action of every agent and person, hash-chained so edits show."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from copilot import audit, ui
+
+
+def main() -> None:
+    st.title("Audit log")
+    st.caption(
+        "Who did what, when and why: agents, policy decisions, approvals. Each event "
+        "carries the hash of the one before it, so an edited or deleted row is detected."
+    )
+    store = ui.services().store
+    with ui.user_errors():
+        run_id = st.text_input("Filter by run id", placeholder="e.g. 2ed821a11653").strip()
+        check = audit.verify_chain(store)
+        if check.ok:
+            st.success(
+                f"Chain verified: {check.reason}. Head `{check.head[:16]}...`",
+                icon=":material/verified_user:",
+            )
+        else:
+            st.error(f"Chain broken: {check.reason}.", icon=":material/gpp_bad:")
+        rows = audit.events(store, run_id or None)
+        if not rows:
+            st.info(
+                "No audit events yet. Run a task on the Chat page or `python -m copilot demo`."
+                if not run_id
+                else f"No events for run {run_id}."
+            )
+            return
+        frame = pd.DataFrame(rows)
+        st.dataframe(
+            frame,
+            hide_index=True,
+            width="stretch",
+            column_config={"detail": st.column_config.TextColumn(width="large")},
+        )
+        st.download_button(
+            "Download CSV",
+            frame.to_csv(index=False),
+            "audit_events.csv",
+            "text/csv",
+            icon=":material/download:",
+        )
+
+
+main()

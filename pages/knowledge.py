@@ -1,0 +1,63 @@
+"""Knowledge base: which runbooks are indexed, search them directly, refresh the index."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from copilot import ui
+from copilot.index import Index
+
+
+def index_overview() -> None:
+    settings = ui.settings()
+    index = Index.load(settings.index_dir)
+    if index is None:
+        st.warning(
+            "The index is not built yet. Click Refresh index, or run `python -m copilot index`.",
+            icon=":material/warning:",
+        )
+        return
+    by_file = pd.DataFrame([{"runbook": c.source, "title": c.title} for c in index.chunks])
+    summary = by_file.groupby(["runbook", "title"]).size().reset_index(name="chunks")
+    left, right = st.columns(2)
+    left.metric("Runbooks", len(summary))
+    right.metric("Chunks", len(index))
+    st.dataframe(summary, hide_index=True, width="stretch")
+
+
+def refresh() -> None:
+    with ui.user_errors(), st.spinner("Refreshing the index (new or changed text only)..."):
+        report = ui.retriever().refresh()
+        st.success(f"Index refreshed: {report.summary()}")
+        for warning in report.warnings:
+            st.warning(warning, icon=":material/warning:")
+
+
+def search() -> None:
+    query = st.text_input("Search the runbooks", placeholder="e.g. replica lag after failover")
+    k = st.slider("Results", 1, 10, 5)
+    if not query.strip():
+        return
+    with ui.user_errors():
+        for hit in ui.retriever().search(query, k):
+            with st.container(border=True):
+                st.markdown(f"**{hit.chunk.source}** - {hit.chunk.heading} (score {hit.score:.3f})")
+                st.caption(f"`{hit.chunk.chunk_id}` - characters {hit.chunk.start}-{hit.chunk.end}")
+                st.markdown(hit.chunk.text)
+
+
+def main() -> None:
+    st.title("Knowledge base")
+    st.caption(
+        f"Runbooks from `{ui.settings().corpus}`. Add or edit Markdown files there, "
+        "then refresh: only new or changed text is embedded again."
+    )
+    if st.button("Refresh index", icon=":material/refresh:"):
+        refresh()
+    search()
+    st.subheader("Indexed runbooks")
+    index_overview()
+
+
+main()
