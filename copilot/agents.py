@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,7 +19,7 @@ from copilot.config import MAX_TASK_CHARS, Settings
 from copilot.errors import BudgetExceeded, CopilotError, InputError
 from copilot.guard import InjectionFlag, Redactor, scan
 from copilot.llm import Models, Passage, StepSpec, prompts
-from copilot.llm.base import LLMRequest
+from copilot.llm.base import LLMRequest, cited_ids
 from copilot.llm.pricing import PriceTable
 from copilot.recorder import RunRecorder, StepRecord, usage_row
 from copilot.retriever import Retriever, to_passage
@@ -29,7 +30,13 @@ from copilot.tools import Sandbox
 class RunHooks:
     """Progress callbacks; the default does nothing. The chat page draws live status here."""
 
+    streams = False
+    """True when the caller wants answer text piece by piece through on_text."""
+
     def on_step(self, agent: str, title: str, status: str) -> None:
+        pass
+
+    def on_text(self, position: int, delta: str) -> None:
         pass
 
 
@@ -70,8 +77,10 @@ class RunResult:
         runbooks = sorted({c["source"] for c in self.citations})
         waiting = sum(1 for s in self.steps if s.status == "awaiting_approval")
         denied = sum(1 for s in self.steps if s.status == "denied")
-        text = (f"{len(self.steps)} steps from {len(runbooks)} runbook"
-                f"{'s' if len(runbooks) != 1 else ''} ({', '.join(runbooks)}).")
+        text = (
+            f"{len(self.steps)} steps from {len(runbooks)} runbook"
+            f"{'s' if len(runbooks) != 1 else ''} ({', '.join(runbooks)})."
+        )
         if waiting:
             text += f" {waiting} action{'s' if waiting != 1 else ''} wait for approval."
         if denied:
@@ -250,7 +259,7 @@ class Copilot:
         if spec.action == "tool":
             result = self._tool_step(run, step, position, spec)
         else:
-            result = self._answer_step(run, step, position, spec)
+            result = self._answer_step(run, step, position, spec, hooks)
         step.status = result.status
         step.output = {k: v for k, v in result.__dict__.items() if k != "position"}
         rec.flush(step)
@@ -258,7 +267,7 @@ class Copilot:
         hooks.on_step("executor", f"Step {position}: {spec.title}", result.status)
 
     def _answer_step(
-        self, run: _RunState, step: StepRecord, position: int, spec: StepSpec
+        self, run: _RunState, step: StepRecord, position: int, spec: StepSpec, hooks: RunHooks
     ) -> StepResult:
         hits = self.retriever.search(f"{spec.title}\n{run.task}", self.settings.top_k)
         step_passages = {h.chunk.chunk_id: to_passage(h) for h in hits}
@@ -276,10 +285,10 @@ class Copilot:
             passages,
             prompts.execute_messages(run.task, spec, passages),
             step=spec,
-            schema=prompts.ANSWER_SCHEMA,
         )
-        data = self._llm(run, step, request)
-        cited = [c for c in data.get("citations", []) if isinstance(c, str)]
+        stream = (lambda delta: hooks.on_text(position, delta)) if hooks.streams else None
+        answer = str(self._llm(run, step, request, stream)["text"]).strip()
+        cited = cited_ids(answer)
         run.step_retrieved[position] = set(step_passages)
         step.audit(
             "executor",
@@ -287,7 +296,7 @@ class Copilot:
             f"answered from {len(cited)} cited passages",
             citations=cited,
         )
-        return StepResult(position, spec.title, "answer", cited, answer=str(data["answer"]))
+        return StepResult(position, spec.title, "answer", cited, answer=answer)
 
     def _tool_step(
         self, run: _RunState, step: StepRecord, position: int, spec: StepSpec
@@ -442,8 +451,14 @@ class Copilot:
         )
 
     # LLM bookkeeping ----------------------------------------------------------------------
-    def _llm(self, run: _RunState, step: StepRecord, request: LLMRequest) -> dict[str, Any]:
-        outcome = self.models.call(request)
+    def _llm(
+        self,
+        run: _RunState,
+        step: StepRecord,
+        request: LLMRequest,
+        on_text: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        outcome = self.models.stream(request, on_text) if on_text else self.models.call(request)
         for note in outcome.notes:
             cost = self.prices.cost(note.response) if note.response else None
             run.cost += cost or 0.0

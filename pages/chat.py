@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import re
+import queue
+import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import streamlit as st
 
 from copilot import ui
-from copilot.agents import RunHooks, RunResult, validate_task
+from copilot.agents import Copilot, RunHooks, RunResult, validate_task
 from copilot.errors import CopilotError
+from copilot.llm.base import CITATION
 
 BadgeColor = Literal["green", "orange", "red", "gray"]
 VERDICT_COLORS: dict[str, BadgeColor] = {"pass": "green", "warn": "orange", "fail": "red"}
 AGENT_ICONS = {"retriever": "🔎", "planner": "🗺️", "executor": "🛠️", "reviewer": "⚖️"}
-CITATION = re.compile(r"\[([^\[\]\s]+#[^\[\]\s]+)\]")
 EXAMPLES = (
     "Pods in checkout are OOMKilled; raise the memory limit and open a ticket",
     "p95 latency on the payments API is above 800 ms, what do I check first?",
@@ -23,17 +25,62 @@ EXAMPLES = (
 )
 
 
-class StatusHooks(RunHooks):
-    """Writes each agent step into an st.status box as it happens."""
+class QueueHooks(RunHooks):
+    """Runs in the worker thread: never touches Streamlit, only posts events."""
 
-    def __init__(self, box: Any) -> None:
-        self.box = box
+    streams = True
+
+    def __init__(self, events: queue.Queue[Event]) -> None:
+        self.events = events
 
     def on_step(self, agent: str, title: str, status: str) -> None:
-        if status == "running":
-            self.box.update(label=f"{AGENT_ICONS.get(agent, '')} {title}...")
-        else:
-            self.box.write(f"{AGENT_ICONS.get(agent, '')} **{agent}** - {title} ({status})")
+        self.events.put(("step", (agent, title, status)))
+
+    def on_text(self, position: int, delta: str) -> None:
+        self.events.put(("text", delta))
+
+
+Event = tuple[str, Any]
+
+
+def _work(copilot: Copilot, task: str, kwargs: dict[str, Any], events: queue.Queue[Event]) -> None:
+    try:
+        events.put(("done", copilot.run(task, hooks=QueueHooks(events), **kwargs)))
+    except BaseException as exc:  # handed to the script thread, which shows or re-raises it
+        events.put(("error", exc))
+
+
+def _show_step(box: Any, payload: tuple[str, str, str]) -> None:
+    agent, title, status = payload
+    icon = AGENT_ICONS.get(agent, "")
+    if status == "running":
+        box.update(label=f"{icon} {title}...")
+    else:
+        box.write(f"{icon} **{agent}** - {title} ({status})")
+
+
+def _drain(events: queue.Queue[Event], box: Any) -> RunResult:
+    """Show step events in the status box and stream answer text as it arrives."""
+    pending: Event | None = None
+    while True:
+        kind, payload = pending or events.get()
+        pending = None
+        if kind == "done":
+            return payload
+        if kind == "error":
+            raise payload
+        if kind == "step":
+            _show_step(box, payload)
+            continue
+
+        def pieces(first: str = payload) -> Iterator[str]:
+            nonlocal pending
+            yield first
+            while (item := events.get())[0] == "text":
+                yield item[1]
+            pending = item  # not text: the loop above handles it
+
+        box.write_stream(pieces())
 
 
 def quiet_citations(markdown: str) -> str:
@@ -94,15 +141,17 @@ def run_task(task: str, history: list[str]) -> RunResult | None:
     try:
         task = validate_task(task)
         ui.retriever()  # loads the model once per server process, with a spinner
+        copilot = ui.services().copilot(ui.current_provider())
+        kwargs = {
+            "user": ui.current_user(),
+            "session_id": st.session_state["session_id"],
+            "history": history,
+        }
+        events: queue.Queue[Event] = queue.Queue()
+        worker = threading.Thread(target=_work, args=(copilot, task, kwargs, events), daemon=True)
         with st.status("Starting the agents...", expanded=True) as box:
-            copilot = ui.services().copilot(ui.current_provider())
-            result = copilot.run(
-                task,
-                user=ui.current_user(),
-                session_id=st.session_state["session_id"],
-                history=history,
-                hooks=StatusHooks(box),
-            )
+            worker.start()
+            result = _drain(events, box)
             box.update(
                 label=f"Done - verdict {result.verdict.upper()}", state="complete", expanded=False
             )

@@ -1,6 +1,7 @@
 """LLM access for the agents: provider lookup, structured calls, repair and fallback.
 
-`Models.call()` is the one place that turns a provider reply into validated JSON: it tries
+`Models.call()` (and `Models.stream()` for text) is the one place that turns a provider reply
+into validated data: it tries
 the configured provider, asks once for a repair when the JSON does not match the schema,
 and falls back to the offline stub for that step when the provider fails for good. Every
 attempt comes back as a `UsageNote`, so the run records failures instead of hiding them.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +62,7 @@ class UsageNote:
     error: str = ""
     attempts: int = 1
     latency_ms: float = 0.0
+    retryable: bool = True
 
 
 @dataclass
@@ -73,19 +76,63 @@ class CallOutcome:
 
 
 class Models:
+    """The configured provider with the offline stub behind it.
+
+    A failure that retrying cannot fix (bad key, unknown model) trips a breaker: the rest of
+    this run goes straight to the stub instead of asking the server again at every step.
+    """
+
     def __init__(self, primary: Provider, fallback: Provider | None = None) -> None:
         self.primary = primary
         self.fallback = fallback or StubProvider()
+        self.broken: ProviderError | None = None
 
     def call(self, request: LLMRequest) -> CallOutcome:
         outcome = CallOutcome(data={})
-        data = self._with_repair(self.primary, request, outcome)
-        if data is None and self.primary is not self.fallback:
-            data, _ = _try(self.fallback, request, outcome, fallback=True)
+        data = None
+        if not self._skip_broken(outcome):
+            data = self._with_repair(self.primary, request, outcome)
+            self._trip(outcome)
         if data is None:
-            raise ProviderError("The offline provider produced no valid reply; this is a bug.")
-        outcome.data = data
-        return outcome
+            data, _ = _try(self.fallback, request, outcome, fallback=True)
+        return _finish(outcome, data)
+
+    def stream(self, request: LLMRequest, on_text: Callable[[str], None]) -> CallOutcome:
+        """Like `call` for a text reply, handing each piece to on_text as it arrives."""
+        outcome = CallOutcome(data={})
+        text = None
+        if not self._skip_broken(outcome):
+            text = _try_stream(self.primary, request, outcome, on_text, fallback=False)
+            self._trip(outcome)
+        if text is None:
+            text = _try_stream(self.fallback, request, outcome, on_text, fallback=True)
+        return _finish(outcome, None if text is None else {"text": text})
+
+    def _skip_broken(self, outcome: CallOutcome) -> bool:
+        if self.broken is None:
+            return False
+        outcome.notes.append(
+            UsageNote(
+                None,
+                "failed",
+                self.primary.name,
+                self.primary.model,
+                error_class=self.broken.error_class,
+                attempts=0,
+                error=f"not called: earlier in this run {self.broken}",
+            )
+        )
+        return True
+
+    def _trip(self, outcome: CallOutcome) -> None:
+        last = outcome.notes[-1] if outcome.notes else None
+        if last and last.status == "failed" and not last.retryable and not last.fallback:
+            self.broken = ProviderError(
+                last.error,
+                provider=last.provider,
+                model=last.model,
+                error_class=last.error_class or "",
+            )
 
     def _with_repair(
         self, provider: Provider, request: LLMRequest, outcome: CallOutcome
@@ -111,6 +158,28 @@ class Models:
         return data
 
 
+def _finish(outcome: CallOutcome, data: dict[str, Any] | None) -> CallOutcome:
+    if data is None:
+        raise ProviderError("The offline provider produced no valid reply; this is a bug.")
+    outcome.data = data
+    return outcome
+
+
+def _failed(provider: Provider, exc: ProviderError, started: float, *, fallback: bool) -> UsageNote:
+    return UsageNote(
+        None,
+        "failed",
+        provider.name,
+        provider.model,
+        fallback=fallback,
+        error_class=exc.error_class,
+        error=str(exc),
+        attempts=exc.attempts,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        retryable=exc.retryable,
+    )
+
+
 def _try(
     provider: Provider, request: LLMRequest, outcome: CallOutcome, *, fallback: bool
 ) -> tuple[dict[str, Any] | None, str | None]:
@@ -119,21 +188,9 @@ def _try(
     try:
         response = provider.complete(request)
     except ProviderError as exc:
-        outcome.notes.append(
-            UsageNote(
-                None,
-                "failed",
-                provider.name,
-                provider.model,
-                fallback=fallback,
-                error_class=exc.error_class,
-                error=str(exc),
-                attempts=exc.attempts,
-                latency_ms=(time.perf_counter() - started) * 1000,
-            )
-        )
+        outcome.notes.append(_failed(provider, exc, started, fallback=fallback))
         return None, None
-    data, problem = parse_json(response.text, request.schema)
+    data, problem = parse_reply(response.text, request.schema)
     outcome.notes.append(
         UsageNote(
             response,
@@ -146,6 +203,35 @@ def _try(
         )
     )
     return (data if problem is None else None), response.text
+
+
+def _try_stream(
+    provider: Provider,
+    request: LLMRequest,
+    outcome: CallOutcome,
+    on_text: Callable[[str], None],
+    *,
+    fallback: bool,
+) -> str | None:
+    started = time.perf_counter()
+    try:
+        for item in provider.stream(request):
+            if isinstance(item, LLMResponse):
+                outcome.notes.append(
+                    UsageNote(item, "ok", item.provider, item.model, fallback=fallback)
+                )
+                return item.text
+            on_text(item)
+    except ProviderError as exc:
+        outcome.notes.append(_failed(provider, exc, started, fallback=fallback))
+    return None
+
+
+def parse_reply(text: str, schema: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
+    """Text replies pass as {"text": ...}; JSON replies are checked against their schema."""
+    if schema is None:
+        return {"text": text}, None
+    return parse_json(text, schema)
 
 
 def parse_json(text: str, schema: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:

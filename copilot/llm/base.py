@@ -72,6 +72,13 @@ class Provider(Protocol):
 
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+CITATION = re.compile(r"\[([^\[\]\s]+#[^\[\]\s]+)\]")
+"""A citation marker in answer text: [runbook.md#section]."""
+
+
+def cited_ids(text: str) -> list[str]:
+    """Chunk ids cited in text, first mention first, each once."""
+    return list(dict.fromkeys(CITATION.findall(text)))
 
 
 def count_tokens(text: str) -> int:

@@ -47,15 +47,6 @@ PLAN_SCHEMA: dict[str, Any] = {
     },
 }
 
-ANSWER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["answer", "citations"],
-    "properties": {
-        "answer": {"type": "string"},
-        "citations": {"type": "array", "items": {"type": "string"}},
-    },
-}
-
 REVIEW_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["verdict", "reasons"],
@@ -87,12 +78,13 @@ def plan_messages(task: str, passages: list[Passage]) -> list[dict[str, str]]:
 
 
 def execute_messages(task: str, step: StepSpec, passages: list[Passage]) -> list[dict[str, str]]:
+    # Plain Markdown, not JSON: this reply streams straight into the chat as it is written.
     system = (
         "You are the executor of an operations copilot. Carry out one step of the plan by "
-        "writing precise, actionable instructions drawn only from the runbook passages. End "
-        "every sentence or list item with the id of the passage it comes from in square "
-        f"brackets, e.g. [runbook.md#mitigation].\n{GUARD}\nReply with JSON only, matching "
-        f"this schema:\n{json.dumps(ANSWER_SCHEMA)}"
+        "writing precise, actionable instructions drawn only from the runbook passages, as "
+        "Markdown bullet lines. End every line with the id of the passage it comes from in "
+        f"square brackets, e.g. [runbook.md#mitigation].\n{GUARD}\nReply with the bullet "
+        "lines only."
     )
     user = f"Task:\n{task}\n\nStep: {step.title}\n\nRunbook passages:\n{render_passages(passages)}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from copilot.llm.base import (
+    CITATION,
     LLMRequest,
     LLMResponse,
     Passage,
@@ -70,8 +71,10 @@ class StubProvider:
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         started = time.perf_counter()
-        handler = {"plan": _plan, "execute": _execute, "review": _review}[request.purpose]
-        text = json.dumps(handler(request))
+        if request.purpose == "execute":
+            text = _execute(request)
+        else:
+            text = json.dumps(_plan(request) if request.purpose == "plan" else _review(request))
         return LLMResponse(
             text=text,
             provider=self.name,
@@ -83,8 +86,7 @@ class StubProvider:
 
     def stream(self, request: LLMRequest) -> Iterator[str | LLMResponse]:
         response = self.complete(request)
-        answer = json.loads(response.text).get("answer", response.text)
-        yield from re.findall(r"\S+\s*", answer)
+        yield from re.findall(r"\S+\s*", response.text)
         yield response
 
 
@@ -201,7 +203,7 @@ def _lines(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+", body) if s.strip()]
 
 
-def _execute(request: LLMRequest) -> dict[str, Any]:
+def _execute(request: LLMRequest) -> str:
     step = request.step or StepSpec(title=request.task, action="answer")
     cited = [p for p in request.passages if p.chunk_id in step.citations]
     pool = cited or _relevant(request.passages)[:2]
@@ -213,19 +215,15 @@ def _execute(request: LLMRequest) -> dict[str, Any]:
     ]
     best = sorted(candidates, key=lambda c: (-c[0], c[1]))[:MAX_LINES]
     best.sort(key=lambda c: (pool.index(next(p for p in pool if p.chunk_id == c[3])), c[1]))
-    lines = [f"- {line} [{chunk_id}]" for _, _, line, chunk_id in best]
-    return {"answer": "\n".join(lines), "citations": sorted({c[3] for c in best})}
-
-
-_CITATION = re.compile(r"\[([^\[\]\s]+#[^\[\]\s]+)\]")
+    return "\n".join(f"- {line} [{chunk_id}]" for _, _, line, chunk_id in best)
 
 
 def _review(request: LLMRequest) -> dict[str, Any]:
     known = {p.chunk_id for p in request.passages}
     reasons = []
     claims = [ln for ln in request.draft.splitlines() if ln.strip().startswith("-")]
-    uncited = [ln for ln in claims if not _CITATION.search(ln)]
-    unknown = sorted({c for ln in claims for c in _CITATION.findall(ln)} - known)
+    uncited = [ln for ln in claims if not CITATION.search(ln)]
+    unknown = sorted({c for ln in claims for c in CITATION.findall(ln)} - known)
     if uncited:
         reasons.append(f"{len(uncited)} of {len(claims)} answer lines carry no citation")
     if unknown:
