@@ -10,9 +10,9 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from copilot import approvals
+from copilot import approvals, export, telemetry
 from copilot.agents import RunResult
 from copilot.config import Settings
 from copilot.errors import CopilotError, InputError
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("approval_id")
         p.add_argument("--note", default="")
         p.add_argument("--user", help="who decides (default: COPILOT_USER)")
+    _add_telemetry_commands(sub)
     return parser
 
 
@@ -188,6 +189,65 @@ def _decide(approve: bool) -> Callable[[Services, argparse.Namespace, TextIO, Te
     return command
 
 
+def _add_telemetry_commands(sub: Any) -> None:
+    side = sub.add_parser("sidecar", help="serve telemetry as JSON (Grafana) and /metrics")
+    side.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
+    side.add_argument("--port", type=int, default=8000, help="default 8000")
+    dump = sub.add_parser("export", help="write usage, approvals, audit, reviews as CSV + JSON")
+    dump.add_argument("--out", type=Path, default=Path("reports/telemetry"), help="folder")
+    _range_args(dump)
+    tables = sub.add_parser("metrics", help="cost, latency, approvals, reviewer outcomes tables")
+    _range_args(tables)
+    for name in ("provider", "model", "user"):
+        tables.add_argument(f"--{name}", help=f"only this {name}")
+    prune = sub.add_parser("prune", help="delete one provider's LLM usage rows (audited)")
+    prune.add_argument("--provider", help="required: whose rows to delete, e.g. stub")
+    prune.add_argument("--before", metavar="DATE", help="only rows older than this (UTC)")
+    prune.add_argument("--user", help="who prunes (default: COPILOT_USER)")
+
+
+def _range_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="start", metavar="DATE", help="UTC, e.g. 2024-05-01")
+    parser.add_argument("--to", dest="end", metavar="DATE", help="UTC, exclusive")
+
+
+def cmd_sidecar(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    if not 1 <= args.port <= 65535:
+        raise InputError(f"--port {args.port} is not a TCP port; use 1-65535, e.g. 8000.")
+    # Imported here: FastAPI and uvicorn are only needed by this command.
+    import uvicorn
+
+    from copilot.sidecar import create_app
+
+    print(f"sidecar: http://{args.host}:{args.port}/healthz (Ctrl-C stops it)", file=out)
+    uvicorn.run(create_app(services.settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_export(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    filters = telemetry.Filters.parse(args.start, args.end)
+    manifest = export.export_files(services.store, args.out, filters)
+    for name, table in manifest["tables"].items():
+        print(f"{name:<13} {table['rows']:>8} rows -> {args.out / name}.csv, .json", file=out)
+    head = manifest["audit_chain_head"]
+    print(f"manifest: {args.out / 'manifest.json'} (audit head #{head['seq']})", file=out)
+    return 0
+
+
+def cmd_metrics(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    filters = telemetry.Filters.parse(args.start, args.end, args.provider, args.model, args.user)
+    print(export.metrics_text(services.store, filters), file=out)
+    return 0
+
+
+def cmd_prune(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    before = telemetry.parse_time(args.before, "--before")
+    actor = args.user or services.settings.user
+    count = telemetry.prune_usage(services.store, args.provider or "", before, actor=actor)
+    print(f"pruned {count} llm_usage rows of provider {args.provider} (audited)", file=out)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int]] = {
     "index": cmd_index,
     "search": cmd_search,
@@ -196,4 +256,8 @@ COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int
     "approvals": cmd_approvals,
     "approve": _decide(True),
     "reject": _decide(False),
+    "sidecar": cmd_sidecar,
+    "export": cmd_export,
+    "metrics": cmd_metrics,
+    "prune": cmd_prune,
 }

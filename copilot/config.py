@@ -80,8 +80,8 @@ class Settings:
             )
         if self.llm_provider == "openai" and not self.openai_api_key:
             raise ConfigError(
-                "LLM_PROVIDER=openai needs OPENAI_API_KEY; "
-                "set it in .env, or use LLM_PROVIDER=stub."
+                "LLM_PROVIDER=openai needs OPENAI_API_KEY; set it in .env (any placeholder "
+                "will do for a local server that needs no key), or use LLM_PROVIDER=stub."
             )
         if self.llm_provider == "azure":
             missing = [

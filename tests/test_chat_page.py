@@ -92,3 +92,34 @@ def test_knowledge_page_lists_runbooks_and_searches(app: AppTest):
     search.set_value("replica lag on postgres").run()
     assert not app.exception
     assert any("postgres-replication-lag.md" in m.value for m in app.markdown)
+
+
+def test_provider_switch_uses_the_chosen_provider_and_never_shows_the_key(
+    settings: Settings, monkeypatch
+):
+    from tests.fake_openai import FakeOpenAI
+    from tests.test_provider_run import CANARY, play_the_model
+
+    with FakeOpenAI(responder=play_the_model) as server:
+        monkeypatch.setenv("COPILOT_HOME", str(settings.home))
+        monkeypatch.setenv("COPILOT_CORPUS", str(settings.corpus))
+        monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+        monkeypatch.delenv("LLM_PROVIDER", raising=False)
+        monkeypatch.chdir(settings.home)
+        st.cache_resource.clear()
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.run()
+        provider = at.sidebar.selectbox[0]
+        assert provider.options == ["stub", "openai"] and provider.value == "stub"
+        assert "Model: `stub-runbook-v1`" in [c.value for c in at.sidebar.caption]
+        # AppTest re-runs only the page script after the first run under st.navigation
+        # (the sidebar is not redrawn), so choose the provider the way the widget stores it;
+        # the browser test covers the sidebar itself.
+        at.session_state["provider"] = "openai"
+        at.chat_input[0].set_value("Pods in checkout are OOMKilled").run()
+        assert not at.exception and not at.error
+        assert "openai/gpt-4o-mini" in texts(at)
+        assert server.requests  # the run really went to the (fake) OpenAI server
+        rendered = str(at._tree)  # every element the page produced
+        assert CANARY not in rendered and CANARY[10:] not in rendered
