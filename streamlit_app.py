@@ -39,11 +39,14 @@ with st.sidebar:
     if settings.budget_usd:
         st.caption(f"Daily budget: ${settings.budget_usd:.2f}")
 
+# The screens live one folder down, in pages/screens/: Streamlit treats any script directly in
+# pages/ as a legacy auto-discovered page, and a deep link (/telemetry) would then run it
+# without this entry point (no sidebar, wrong navigation).
 pages = [
-    st.Page("pages/chat.py", title="Chat", icon=":material/chat:", default=True),
-    st.Page("pages/approvals.py", title="Approvals", icon=":material/approval:"),
-    st.Page("pages/telemetry.py", title="Telemetry", icon=":material/monitoring:"),
-    st.Page("pages/audit.py", title="Audit log", icon=":material/policy:"),
-    st.Page("pages/knowledge.py", title="Knowledge base", icon=":material/menu_book:"),
+    st.Page("pages/screens/chat.py", title="Chat", icon=":material/chat:", default=True),
+    st.Page("pages/screens/approvals.py", title="Approvals", icon=":material/approval:"),
+    st.Page("pages/screens/telemetry.py", title="Telemetry", icon=":material/monitoring:"),
+    st.Page("pages/screens/audit.py", title="Audit log", icon=":material/policy:"),
+    st.Page("pages/screens/knowledge.py", title="Knowledge base", icon=":material/menu_book:"),
 ]
 st.navigation(pages).run()

@@ -62,7 +62,7 @@ def test_approval_requested_in_chat_is_approved_on_the_approvals_page(app: AppTe
         "Pods in checkout are OOMKilled; raise the limit and open a ticket"
     ).run()
     assert any("wait for approval" in i.value for i in app.info)
-    app.switch_page("pages/approvals.py").run()
+    app.switch_page("pages/screens/approvals.py").run()
     assert not app.exception
     approve = [b for b in app.button if b.label == "Approve"]
     assert len(approve) == 2
@@ -73,19 +73,19 @@ def test_approval_requested_in_chat_is_approved_on_the_approvals_page(app: AppTe
 
 def test_audit_page_shows_verified_chain_and_events(app: AppTest):
     app.chat_input[0].set_value("Disk full on the postgres volume").run()
-    app.switch_page("pages/audit.py").run()
+    app.switch_page("pages/screens/audit.py").run()
     assert not app.exception
     assert "Chain verified" in app.success[0].value
     assert len(app.dataframe) == 1 and len(app.get("download_button")) == 1
 
 
 def test_audit_page_empty_state_says_how_to_get_data(app: AppTest):
-    app.switch_page("pages/audit.py").run()
+    app.switch_page("pages/screens/audit.py").run()
     assert "python -m copilot demo" in app.info[0].value
 
 
 def test_knowledge_page_lists_runbooks_and_searches(app: AppTest):
-    app.switch_page("pages/knowledge.py").run()
+    app.switch_page("pages/screens/knowledge.py").run()
     assert not app.exception
     assert app.metric[0].value == "28"
     search = next(t for t in app.text_input if t.label == "Search the runbooks")
@@ -113,10 +113,8 @@ def test_provider_switch_uses_the_chosen_provider_and_never_shows_the_key(
         provider = at.sidebar.selectbox[0]
         assert provider.options == ["stub", "openai"] and provider.value == "stub"
         assert "Model: `stub-runbook-v1`" in [c.value for c in at.sidebar.caption]
-        # AppTest re-runs only the page script after the first run under st.navigation
-        # (the sidebar is not redrawn), so choose the provider the way the widget stores it;
-        # the browser test covers the sidebar itself.
-        at.session_state["provider"] = "openai"
+        provider.select("openai").run()
+        assert "Model: `gpt-4o-mini`" in [c.value for c in at.sidebar.caption]
         at.chat_input[0].set_value("Pods in checkout are OOMKilled").run()
         assert not at.exception and not at.error
         assert "openai/gpt-4o-mini" in texts(at)

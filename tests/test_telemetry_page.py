@@ -16,7 +16,7 @@ from copilot.store import utcnow
 from tests.conftest import REPO
 from tests.test_telemetry import seed
 
-PAGE = str(REPO / "pages" / "telemetry.py")
+PAGE = str(REPO / "pages" / "screens" / "telemetry.py")
 
 
 def open_page(home: Path, monkeypatch) -> AppTest:

@@ -110,7 +110,9 @@ def render_result(result: dict[str, Any]) -> None:
             icon=":material/pending_actions:",
         )
         st.page_link(
-            "pages/approvals.py", label="Open the approval queue", icon=":material/approval:"
+            "pages/screens/approvals.py",
+            label="Open the approval queue",
+            icon=":material/approval:",
         )
     with st.expander(f"Plan ({len(result['plan'])} steps)"):
         for s in result["plan"]:
