@@ -35,7 +35,7 @@ test: venv
 
 # Browser journey: needs Debian's chromium (installed here if missing).
 test-e2e: venv
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(PY) -m pytest -m e2e -q
 
 lint: venv

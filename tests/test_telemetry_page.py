@@ -45,7 +45,7 @@ def test_page_draws_five_panels_with_csv_downloads(tmp_path, monkeypatch):
     assert len(buttons) == 5
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["LLM calls"] == "7" and metrics["Pending"] == "1"
-    assert metrics["Median to decision"] == "3.0 min"  # 60, 180, 300 s
+    assert metrics["Median wait"] == "3.0 min"  # 60, 180, 300 s
     cost_figure = json.loads(charts(at)[0].proto.spec)
     assert {t["name"] for t in cost_figure["data"]} == {
         "cost (USD)",

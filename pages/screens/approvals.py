@@ -35,7 +35,9 @@ def pending_card(row: dict[str, Any]) -> None:
         )
         if row.get("task"):
             st.caption(f"Task: {row['task'][:300]}")
-        st.code(json.dumps(json.loads(row["args_json"]), indent=2), language="json")
+        st.code(
+            json.dumps(json.loads(row["args_json"]), indent=2), language="json", wrap_lines=True
+        )
         note = st.text_input("Note (optional)", key=f"note-{row['approval_id']}")
         left, right, _ = st.columns([1, 1, 4])
         if left.button(

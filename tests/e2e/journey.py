@@ -1,0 +1,98 @@
+"""Small steps of a user's journey through the app, shared by every browser test.
+
+Each step acts like a person (click, type, read) and waits for something visible, never a
+fixed sleep. New pages join the journey by adding a step or two here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from playwright.sync_api import Download, Locator, Page, expect
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+LONG = 180_000  # ms: the first chat run loads torch and the model in the app process
+VERDICT_BADGE = re.compile(r"Reviewer: (PASS|WARN|FAIL)$")  # case-sensitive, unlike text=
+PAGES = {
+    "chat": "",
+    "approvals": "approvals",
+    "telemetry": "telemetry",
+    "audit": "audit",
+    "knowledge": "knowledge",
+}
+
+
+def open_page(page: Page, base_url: str, name: str) -> None:
+    page.goto(f"{base_url}/{PAGES[name]}")
+    expect(page.get_by_role("heading", level=1).first).to_be_visible(timeout=60_000)
+
+
+def submit_task(page: Page, task: str) -> None:
+    box = page.get_by_test_id("stChatInputTextArea")
+    expect(box).to_be_editable(timeout=60_000)
+    box.fill(task)
+    box.press("Enter")
+
+
+def wait_for_answers(page: Page, count: int) -> None:
+    """Wait until `count` assistant answers (each with its verdict badge) are on the page."""
+    expect(page.get_by_text(VERDICT_BADGE)).to_have_count(count, timeout=LONG)
+
+
+def expect_error(page: Page, text: str) -> None:
+    expect(page.get_by_text(text, exact=False).first).to_be_visible(timeout=60_000)
+
+
+def open_expander(page: Page, label_start: str, nth: int = -1) -> None:
+    expanders = page.get_by_test_id("stExpander").filter(has_text=label_start)
+    target = expanders.nth(nth) if nth >= 0 else expanders.last
+    target.locator("summary").click()
+
+
+def download(page: Page, button_text: str, nth: int = 0) -> Download:
+    button = page.get_by_test_id("stDownloadButton").filter(has_text=button_text).nth(nth)
+    with page.expect_download(timeout=60_000) as info:
+        button.click()
+    return info.value
+
+
+def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    # Streamlit scrolls inside its main container, so a full-page shot needs a tall viewport.
+    size = page.viewport_size or {"width": 1366, "height": 768}
+    height = page.evaluate(
+        "Math.max(...Array.from(document.querySelectorAll('[data-testid]'), e => e.scrollHeight))"
+    )
+    page.set_viewport_size({"width": size["width"], "height": min(int(height), 4000)})
+    page.wait_for_timeout(500)  # let Plotly re-layout to the new size before the shot
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
+    return path
+
+
+def set_user(page: Page, name: str) -> None:
+    box = page.get_by_test_id("stSidebar").get_by_label("Your name", exact=True)
+    box.fill(name)
+    box.press("Enter")
+    expect(box).to_have_value(name)
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick an option of the st.selectbox whose label is `label`."""
+    page.get_by_test_id("stSelectbox").filter(has_text=label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def metric(page: Page, label: str) -> Locator:
+    return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+
+
+def charts(page: Page) -> Locator:
+    return page.get_by_test_id("stPlotlyChart")
+
+
+def visible_text(page: Page, text: str) -> Locator:
+    """The first visible element with text (the collapsed status box repeats answer text)."""
+    return page.get_by_text(text, exact=False).locator("visible=true").first
