@@ -82,6 +82,42 @@ def bench_runs(services: Services) -> None:
     )
 
 
+WRITER = """
+import sys, time
+from copilot.store import Store
+store, deadline = Store(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+n = 0
+while time.monotonic() < deadline:
+    with store.transaction() as tx:
+        tx.audit(actor="bench", action="write", reason=str(n))
+    n += 1
+print(n)
+"""
+
+
+def bench_store_contention(home: Path) -> None:
+    """Reads from this process while another process writes back to back."""
+    from copilot.store import Store
+
+    path = home / "contention.duckdb"
+    store = Store(path)
+    store.query("SELECT 1")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), "6"], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    times = []
+    while writer.poll() is None:
+        started = time.perf_counter()
+        store.query("SELECT count(*) FROM audit_events")
+        times.append((time.perf_counter() - started) * 1000)
+    writes = int((writer.stdout.read() if writer.stdout else "0").strip() or 0)
+    print(
+        f"store under a back-to-back writer:  {writes / 6:.0f} writes/s; {len(times)} reads "
+        f"p50 {pct(times, 50):.0f} ms  p95 {pct(times, 95):.0f} ms  max {max(times):.0f} ms "
+        f"({store.lock_waits} lock waits)"
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -164,6 +200,7 @@ def main() -> None:
         services = bench_index(home)
         bench_queries(services)
         bench_runs(services)
+        bench_store_contention(Path(tmp))
         app_home = Path(tmp) / "app"
         shutil.copytree(home / "index", app_home / "index")
         bench_streamlit_memory(app_home)

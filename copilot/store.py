@@ -31,6 +31,10 @@ _PROCESS_LOCKS: dict[Path, threading.RLock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
 _MIGRATED: set[Path] = set()
 GENESIS_HASH = "0" * 64
+# Transactions here last tens of milliseconds: a waiter that backs off longer keeps missing
+# the gaps between another process's back-to-back writes. Measured (make bench) with a writer
+# committing nonstop: read p95 ~110 ms at 10 ms, ~250-370 ms at 50-250 ms.
+MAX_BACKOFF_S = 0.01
 
 
 def utcnow() -> datetime:
@@ -198,7 +202,7 @@ class Store:
 
     def _open(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = self._clock() + self.lock_timeout_s
-        delay = 0.005
+        delay = 0.002
         while True:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
@@ -209,7 +213,7 @@ class Store:
                     raise StoreBusy(_busy_message(self.path, exc, self.lock_timeout_s)) from exc
             self.lock_waits += 1
             self._sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.25)
+            delay = min(delay * 2, MAX_BACKOFF_S)
 
 
 def _busy_message(path: Path, exc: Exception, waited: float) -> str:
