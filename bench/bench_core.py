@@ -8,13 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,6 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from copilot.config import Settings  # noqa: E402
 from copilot.embeddings import get_embedder  # noqa: E402
 from copilot.service import Services  # noqa: E402
+from tests.e2e.servers import free_port, wait_http  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -118,12 +117,6 @@ def bench_store_contention(home: Path) -> None:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -153,13 +146,7 @@ def bench_streamlit_memory(home: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_http(f"{url}/_stcore/health", proc)
         print(f"streamlit RSS idle:                 {rss_mib(proc.pid):8.0f} MiB")
         if Path("/usr/bin/chromium").exists():
             after = _drive_one_task(url)

@@ -27,7 +27,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before {url} was up")
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before {url} was up")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
