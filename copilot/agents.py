@@ -9,6 +9,7 @@ a crash leaves a truthful partial record with the run marked failed.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from copilot.recorder import RunRecorder, StepRecord, usage_row
 from copilot.retriever import Retriever, to_passage
 from copilot.store import Store, utcnow
 from copilot.tools import Sandbox
+
+log = logging.getLogger(__name__)
 
 
 class RunHooks:
@@ -165,7 +168,10 @@ class Copilot:
         try:
             return self._run(run, rec, history or [], hooks)
         except BaseException as exc:
-            rec.finish({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, None)
+            try:
+                rec.finish({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, None)
+            except CopilotError:  # e.g. the DB is still locked: the first error is the news
+                log.warning("could not mark run %s as failed", run.run_id, exc_info=True)
             raise
 
     def check_budget(self) -> None:

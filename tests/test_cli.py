@@ -11,6 +11,7 @@ import pytest
 
 from copilot.cli import main
 from copilot.config import Settings
+from copilot.store import Store
 from tests.conftest import REPO
 
 
@@ -105,3 +106,25 @@ def test_unknown_subcommand_and_bad_config_in_a_real_process(tmp_path: Path):
     )
     assert done.returncode == 2 and "OPENAI_API_KEY" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_db_held_by_another_process_is_a_clear_cli_error(env):
+    from tests.test_store import _hold
+
+    Path(env.db_path).parent.mkdir(parents=True, exist_ok=True)
+    holder = _hold(env.db_path)  # e.g. a duckdb shell left open on the file
+    try:
+        proc_env = {**os.environ, "COPILOT_DB_LOCK_TIMEOUT": "0.5", "PYTHONPATH": str(REPO)}
+        done = subprocess.run(
+            [sys.executable, "-m", "copilot", "run", "disk full on db-3"],
+            capture_output=True,
+            text=True,
+            env=proc_env,
+            cwd=env.home,
+            timeout=120,
+        )
+    finally:
+        holder.communicate("\n", timeout=10)
+    assert done.returncode == 2
+    assert "locked by another process" in done.stderr and "Traceback" not in done.stderr
+    assert Store(env.db_path).query("SELECT count(*) AS n FROM runs")[0]["n"] == 0
