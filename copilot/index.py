@@ -137,7 +137,8 @@ def read_corpus(corpus_dir: Path) -> tuple[dict[str, str], list[str]]:
         )
     texts: dict[str, str] = {}
     warnings: list[str] = []
-    for path in sorted(p for p in corpus_dir.rglob("*") if p.is_file()):
+    # Broken links are kept so they get a warning instead of vanishing without a word.
+    for path in sorted(p for p in corpus_dir.rglob("*") if p.is_file() or p.is_symlink()):
         rel = path.relative_to(corpus_dir).as_posix()
         if any(part.startswith(".") for part in path.relative_to(corpus_dir).parts):
             continue

@@ -72,11 +72,13 @@ def test_bad_files_are_skipped_with_a_warning_naming_them(corpus, tmp_path):
     (corpus / "latin1.md").write_bytes("# Caf\xe9\n".encode("latin-1"))
     (corpus / "notes.txt").write_text("not markdown")
     (corpus / "image.md").write_bytes(b"\x89PNG\x00\x00binary")
+    (corpus / "moved.md").symlink_to(corpus / "gone.md")  # unreadable: a dangling link
     index, report = refresh_index(corpus, tmp_path / "index", get_embedder)
     joined = "\n".join(report.warnings)
     assert "latin1.md: not valid UTF-8" in joined
     assert "notes.txt: not a Markdown" in joined
     assert "image.md" in joined
+    assert "moved.md: cannot be read" in joined
     assert {c.source for c in index.chunks} == {"dns.md", "disk.md"}
 
 

@@ -20,8 +20,10 @@ import pytest
 
 from copilot.agents import RunHooks
 from copilot.config import Settings
+from copilot.export import export_files
 from copilot.llm.pricing import DEFAULT_PRICES
 from copilot.service import Services
+from copilot.telemetry import Filters
 from tests.fake_openai import Behaviour, FakeOpenAI, Recorded, ok, status
 
 TASK = "Pods in the checkout service are OOMKilled; what should I look at?"
@@ -105,6 +107,11 @@ def assert_canary_never_stored_or_logged(
     assert CANARY.encode() not in raw and CANARY[10:].encode() not in raw
     assert CANARY not in caplog.text and CANARY[10:] not in caplog.text
     assert all(CANARY not in str(r.args) for r in caplog.records)
+    out = services.settings.home / "export"
+    export_files(services.store, out, Filters.parse(None, None))
+    exported = b"".join(f.read_bytes() for f in out.iterdir())
+    assert b"OOMKilled" in exported  # the export really holds the run (its task is audited)
+    assert CANARY.encode() not in exported and CANARY[10:].encode() not in exported
 
 
 def test_a_run_records_openai_usage_and_cost(services, server, caplog):
