@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from copilot.guard import Redactor
 from copilot.llm.base import LLMResponse
-from copilot.store import Store, utcnow
+from copilot.store import Store, Transaction, utcnow
 
 
 @dataclass
@@ -52,6 +53,7 @@ class RunRecorder:
 
     def start(self, task: str, session_id: str, provider: str, model: str) -> None:
         with self.store.transaction() as tx:
+            sweep_abandoned(tx)
             tx.insert(
                 "runs",
                 self._clean(
@@ -119,6 +121,29 @@ class RunRecorder:
                 reason=f"run ended with status {fields.get('status')}",
                 detail=self._clean({k: v for k, v in fields.items() if k != "answer"}),
             )
+
+
+ABANDONED_AFTER = timedelta(hours=1)
+"""A run still `running` after this was cut off (process killed, DB locked too long)."""
+
+
+def sweep_abandoned(tx: Transaction) -> None:
+    """Mark runs that can no longer finish as failed, so no run stays `running` forever."""
+    cutoff = utcnow() - ABANDONED_AFTER
+    stale = tx.conn.execute(
+        "SELECT run_id FROM runs WHERE status = 'running' AND created_at < ?", [cutoff]
+    ).fetchall()
+    for (run_id,) in stale:
+        tx.execute(
+            "UPDATE runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?",
+            ["abandoned: the run never finished (process stopped or DB locked)", utcnow(), run_id],
+        )
+        tx.audit(
+            actor="runtime",
+            action="run.abandoned",
+            run_id=run_id,
+            reason=f"still running after {ABANDONED_AFTER}; marked failed",
+        )
 
 
 def usage_row(

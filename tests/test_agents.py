@@ -162,3 +162,44 @@ def test_budget_stops_runs_before_any_spend(services: Services):
     services.settings = over
     with pytest.raises(BudgetExceeded, match="COPILOT_BUDGET_USD"):
         services.copilot().run("Disk full again")
+
+
+def test_a_run_cut_off_long_ago_is_marked_failed_by_the_next_run(services: Services):
+    from datetime import timedelta
+
+    from copilot.store import utcnow
+
+    with services.store.transaction() as tx:
+        tx.insert(
+            "runs",
+            {
+                "run_id": "old",
+                "user_name": "x",
+                "task": "t",
+                "provider": "stub",
+                "model": "m",
+                "status": "running",
+                "created_at": utcnow() - timedelta(hours=2),
+            },
+        )
+        tx.insert(
+            "runs",
+            {
+                "run_id": "recent",
+                "user_name": "x",
+                "task": "t",
+                "provider": "stub",
+                "model": "m",
+                "status": "running",
+                "created_at": utcnow() - timedelta(minutes=5),
+            },
+        )
+    services.copilot().run("Disk full on the postgres volume")
+    rows = {r["run_id"]: r for r in services.store.query("SELECT * FROM runs")}
+    assert rows["old"]["status"] == "failed" and "abandoned" in rows["old"]["error"]
+    assert rows["recent"]["status"] == "running"  # may still be working in another process
+    actions = [
+        r["action"]
+        for r in services.store.query("SELECT action FROM audit_events WHERE run_id = 'old'")
+    ]
+    assert actions == ["run.abandoned"]
