@@ -18,14 +18,14 @@ from typing import Any, Protocol
 from copilot import policy
 from copilot.config import MAX_TASK_CHARS, Settings
 from copilot.errors import BudgetExceeded, CopilotError, InputError
-from copilot.guard import InjectionFlag, Redactor, scan
+from copilot.guard import InjectionFlag, scan
 from copilot.llm import Models, Passage, StepSpec, prompts
 from copilot.llm.base import LLMRequest, cited_ids
 from copilot.llm.pricing import PriceTable
 from copilot.recorder import RunRecorder, StepRecord, usage_row
 from copilot.retriever import Retriever, to_passage
 from copilot.store import Store, utcnow
-from copilot.tools import Sandbox
+from copilot.tools import Sandbox, run_tool
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,6 @@ class Copilot:
         self.retriever = retriever
         self.models = models
         self.prices = prices or PriceTable.load()
-        self.redact = Redactor(_secrets(settings))
         self.sandbox = Sandbox(settings.home)
 
     def run(
@@ -163,7 +162,7 @@ class Copilot:
         hooks = hooks or RunHooks()
         user = user or self.settings.user
         run = _RunState(run_id=uuid.uuid4().hex[:12], task=task, user=user)
-        rec = RunRecorder(self.store, run.run_id, user, self.redact)
+        rec = RunRecorder(self.store, run.run_id, user)
         rec.start(task, session_id, self.models.primary.name, self.models.primary.model)
         try:
             return self._run(run, rec, history or [], hooks)
@@ -175,8 +174,8 @@ class Copilot:
             raise
 
     def check_budget(self) -> None:
-        if not self.settings.budget_usd:
-            return
+        if not self.settings.budget_usd or self.models.primary.name == "stub":
+            return  # the offline provider costs nothing, so it stays available over budget
         spent = self.store.query(
             "SELECT coalesce(sum(cost_usd), 0) AS spent FROM llm_usage "
             "WHERE created_at >= date_trunc('day', ?::TIMESTAMP)",
@@ -364,21 +363,15 @@ class Copilot:
                 },
             )
         else:
-            result.status, result.result, call["error"] = self._call_tool(run, spec)
+            outcome = run_tool(self.sandbox, spec.tool, spec.args)
+            if outcome.output is not None:
+                run.flags += scan(json.dumps(outcome.output), f"tool {spec.tool}")
+            result.status, result.result = outcome.status, outcome.output
+            call["error"], call["latency_ms"] = outcome.error, outcome.latency_ms
         call["status"] = result.status
         call["result_json"] = json.dumps(result.result) if result.result is not None else None
         step.add("tool_calls", call)
         return result
-
-    def _call_tool(
-        self, run: _RunState, spec: StepSpec
-    ) -> tuple[str, dict[str, Any] | None, str | None]:
-        try:
-            output = self.sandbox.call(spec.tool, spec.args)
-        except CopilotError as exc:
-            return "error", None, str(exc)
-        run.flags += scan(json.dumps(output), f"tool {spec.tool}")
-        return "done", output, None
 
     # reviewer -----------------------------------------------------------------------------
     def _review(self, run: _RunState, rec: RunRecorder, hooks: RunHooks) -> RunResult:
@@ -398,18 +391,17 @@ class Copilot:
         verdict, reasons = review_rules(run.steps, run.step_retrieved, run.flags)
         verdict = _worst(verdict, str(model_view.get("verdict", "pass")))
         reasons += [f"model reviewer: {r}" for r in model_view.get("reasons", [])]
+        if verdict == "fail":  # the store rejects these requests when the run is closed
+            for s in run.steps:
+                if s.status == "awaiting_approval":
+                    s.status, s.detail = "rejected", "rejected automatically: the review failed"
+            answer = compose_answer(run.steps)
         step.output = {"verdict": verdict, "reasons": reasons}
         step.audit("reviewer", "reviewer.verdict", "; ".join(reasons), verdict=verdict)
         rec.flush(step)
-        status = (
-            "awaiting_approval"
-            if any(s.status == "awaiting_approval" for s in run.steps)
-            else "completed"
-        )
-        result = self._result(run, status, answer, verdict, reasons)
-        rec.finish(
+        status = rec.finish(
             {
-                "status": status,
+                "status": "completed",
                 "answer": answer,
                 "verdict": verdict,
                 "cost_usd": run.cost,
@@ -424,7 +416,7 @@ class Copilot:
             },
         )
         hooks.on_step("reviewer", f"Verdict: {verdict}", "done")
-        return result
+        return self._result(run, status, answer, verdict, reasons)
 
     def _result(
         self, run: _RunState, status: str, answer: str, verdict: str, reasons: list[str]
@@ -532,6 +524,7 @@ def compose_answer(steps: list[StepResult]) -> str:
                 "awaiting_approval": "waiting for approval",
                 "denied": "denied by policy",
                 "error": "failed",
+                "rejected": "rejected",
                 "done": "done",
             }.get(s.status, s.status)
             parts.append(f"**{s.position}. {s.title}**\n- `{s.tool}` - {state}: {s.detail}{cite}")
@@ -567,9 +560,3 @@ _RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 def _worst(a: str, b: str) -> str:
     return max(a, b, key=lambda v: _RANK.get(v, 2))
-
-
-def _secrets(settings: Settings) -> list[str]:
-    keys = [settings.openai_api_key, settings.azure_api_key]
-    keys += [v for k, v in settings.extra.items() if k.endswith(("_KEY", "_TOKEN", "_SECRET"))]
-    return keys

@@ -8,15 +8,13 @@ tool, then records the outcome in a second one. Expiry turns old pending request
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
-from copilot.errors import CopilotError, InputError, NotFound
-from copilot.guard import Redactor
+from copilot.errors import InputError, NotFound
 from copilot.store import Store, utcnow
-from copilot.tools import Sandbox
+from copilot.tools import Sandbox, run_tool
 
 STATUSES = ("pending", "approved", "rejected", "expired")
 
@@ -42,13 +40,11 @@ def decide(
     approve: bool,
     user: str,
     note: str = "",
-    redact: Redactor | None = None,
 ) -> dict[str, Any]:
     """Approve (and run the tool) or reject a pending request; returns the updated row."""
-    redact = redact or Redactor()
     row = _claim(store, approval_id, "approved" if approve else "rejected", user, note)
     if approve:
-        _run_approved(store, sandbox, row, user, redact)
+        _run_approved(store, sandbox, row, user)
     return store.query("SELECT * FROM approvals WHERE approval_id = ?", [approval_id])[0]
 
 
@@ -85,15 +81,8 @@ def _claim(store: Store, approval_id: str, status: str, user: str, note: str) ->
     )
 
 
-def _run_approved(
-    store: Store, sandbox: Sandbox, row: dict[str, Any], user: str, redact: Redactor
-) -> None:
-    started = time.perf_counter()
-    try:
-        output: dict[str, Any] | None = sandbox.call(row["tool"], json.loads(row["args_json"]))
-        status, error = "done", None
-    except CopilotError as exc:
-        output, status, error = None, "error", str(exc)
+def _run_approved(store: Store, sandbox: Sandbox, row: dict[str, Any], user: str) -> None:
+    outcome = run_tool(sandbox, row["tool"], json.loads(row["args_json"]))
     with store.transaction() as tx:
         tx.insert(
             "tool_calls",
@@ -104,20 +93,20 @@ def _run_approved(
                 "tool": row["tool"],
                 "action": "approved call",
                 "args_json": row["args_json"],
-                "status": status,
-                "result_json": redact(json.dumps(output)) if output else None,
-                "error": error,
+                "status": outcome.status,
+                "result_json": json.dumps(outcome.output) if outcome.output else None,
+                "error": outcome.error,
                 "approval_id": row["approval_id"],
-                "latency_ms": (time.perf_counter() - started) * 1000,
+                "latency_ms": outcome.latency_ms,
                 "created_at": utcnow(),
             },
         )
         tx.audit(
             actor="executor",
-            action=f"tool.{status}",
+            action=f"tool.{outcome.status}",
             run_id=row["run_id"],
-            reason=error or f"ran {row['tool']} after approval by {user}",
-            detail={"approval_id": row["approval_id"], "result": output},
+            reason=outcome.error or f"ran {row['tool']} after approval by {user}",
+            detail={"approval_id": row["approval_id"], "result": outcome.output},
         )
         _settle_run(tx, row["run_id"])
 

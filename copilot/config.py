@@ -106,6 +106,12 @@ class Settings:
         _check_range("LLM_TIMEOUT_S", self.llm_timeout_s, 0.1, 600)
         _check_range("LLM_MAX_RETRY_S", self.llm_max_retry_s, 0.1, 3600)
 
+    def secret_values(self) -> list[str]:
+        """Values that must never be stored or logged: configured keys, tokens, passwords."""
+        names = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_PAT")
+        values = [self.openai_api_key, self.azure_api_key]
+        return values + [v for k, v in self.extra.items() if k.upper().endswith(names)]
+
     def available_providers(self) -> list[str]:
         """Providers whose keys are set, so the UI can offer a switch between them."""
         names = ["stub"]

@@ -65,21 +65,31 @@ def _excerpt(text: str, start: int, end: int) -> str:
     return " ".join(snippet.split())[:120]
 
 
-_SECRET_PATTERNS = tuple(
-    re.compile(p)
-    for p in (
-        r"sk-[A-Za-z0-9_\-]{16,}",  # OpenAI keys
-        r"gh[pousr]_[A-Za-z0-9]{20,}",  # GitHub tokens
-        r"github_pat_[A-Za-z0-9_]{20,}",
-        r"AKIA[0-9A-Z]{16}",  # AWS access key ids
-        r"xox[baprs]-[A-Za-z0-9-]{10,}",  # Slack tokens
-        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
-        r"(?i)\b(?:bearer)\s+[A-Za-z0-9._\-]{16,}",
-        r"(?i)(?<=api[_-]key[=:\s])\s*[A-Za-z0-9._\-]{16,}",
-        r"(?i)(?<=password[=:\s])\s*\S{6,}",
+REDACTED = "[REDACTED]"
+# Values stop at quotes, commas and brackets so redacting serialised JSON keeps it valid JSON.
+_VALUE = r"""[^\s"',;}\]\\]"""  # and backslashes: never cut a JSON escape in half
+_KEEP = r"\g<keep>"
+_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), keep + REDACTED)
+    for pattern, keep in (
+        (r"sk-[A-Za-z0-9_\-]{16,}", ""),  # OpenAI keys
+        (r"gh[pousr]_[A-Za-z0-9]{20,}", ""),  # GitHub tokens
+        (r"github_pat_[A-Za-z0-9_]{20,}", ""),
+        (r"AKIA[0-9A-Z]{16}", ""),  # AWS access key ids
+        (r"xox[baprs]-[A-Za-z0-9-]{10,}", ""),  # Slack tokens
+        (r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", ""),  # JWTs
+        (r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----", ""),
+        (r"(?i)(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._\-+/=]{12,}", _KEEP),
+        (r"(?P<keep>://)[^/\s:@\"']+:[^/\s@\"']+(?=@)", _KEEP),  # user:password@ in URLs
+        # key=value, key: value and "key": "value" for secret-sounding keys
+        (
+            r"(?i)(?P<keep>(?:api[_-]?key|password|passwd|secret|token)[\"']?\s*[=:]\s*[\"']?)"
+            + _VALUE
+            + "{4,}",
+            _KEEP,
+        ),
     )
 )
-REDACTED = "[REDACTED]"
 
 
 class Redactor:
@@ -93,6 +103,6 @@ class Redactor:
             return text
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        for pattern in _SECRET_PATTERNS:
-            text = pattern.sub(REDACTED, text)
+        for pattern, replacement in _SECRET_PATTERNS:
+            text = pattern.sub(replacement, text)
         return text

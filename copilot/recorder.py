@@ -1,6 +1,6 @@
 """Writes one run's steps to the governance store: one short transaction per step.
 
-Every string is redacted on the way in, so secrets never reach the DuckDB file.
+The store's transactions redact every string on the way in.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from copilot.guard import Redactor
 from copilot.llm.base import LLMResponse
 from copilot.store import Store, Transaction, utcnow
 
@@ -35,46 +34,34 @@ class StepRecord:
 
 
 class RunRecorder:
-    def __init__(self, store: Store, run_id: str, user: str, redact: Redactor) -> None:
+    def __init__(self, store: Store, run_id: str, user: str) -> None:
         self.store = store
         self.run_id = run_id
         self.user = user
-        self.redact = redact
         self.position = 0
-
-    def _clean(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.redact(value)
-        if isinstance(value, dict):
-            return {k: self._clean(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self._clean(v) for v in value]
-        return value
 
     def start(self, task: str, session_id: str, provider: str, model: str) -> None:
         with self.store.transaction() as tx:
             sweep_abandoned(tx)
             tx.insert(
                 "runs",
-                self._clean(
-                    {
-                        "run_id": self.run_id,
-                        "session_id": session_id,
-                        "user_name": self.user,
-                        "task": task,
-                        "provider": provider,
-                        "model": model,
-                        "status": "running",
-                        "created_at": utcnow(),
-                    }
-                ),
+                {
+                    "run_id": self.run_id,
+                    "session_id": session_id,
+                    "user_name": self.user,
+                    "task": task,
+                    "provider": provider,
+                    "model": model,
+                    "status": "running",
+                    "created_at": utcnow(),
+                },
             )
             tx.audit(
                 actor=self.user,
                 action="run.started",
                 run_id=self.run_id,
                 reason="analyst submitted a task",
-                detail=self._clean({"task": task[:500]}),
+                detail={"task": task[:500]},
             )
 
     def flush(self, step: StepRecord) -> None:
@@ -87,40 +74,86 @@ class RunRecorder:
                     "run_id": self.run_id,
                     "position": self.position,
                     "agent": step.agent,
-                    "title": self._clean(step.title),
+                    "title": step.title,
                     "status": step.status,
-                    "output_json": json.dumps(self._clean(step.output), default=str),
+                    "output_json": json.dumps(step.output, default=str),
                     "started_at": now,
                     "finished_at": now,
                 },
             )
             for table, rows in step.rows.items():
-                tx.insert_many(table, [self._clean(r) for r in rows])
+                tx.insert_many(table, [r for r in rows])
             for a in step.audits:
                 tx.audit(
                     run_id=self.run_id,
                     actor=a["actor"],
                     action=a["action"],
-                    reason=self._clean(a["reason"]),
-                    detail=self._clean(a["detail"]),
+                    reason=a["reason"],
+                    detail=a["detail"],
                 )
 
-    def finish(self, fields: dict[str, Any], review: dict[str, Any] | None) -> None:
-        sets = ", ".join(f"{k} = ?" for k in fields)
+    def finish(self, fields: dict[str, Any], review: dict[str, Any] | None) -> str:
+        """Close the run; returns its final status, decided inside this transaction.
+
+        Someone may approve or reject while the run is still going, so whether it still
+        waits for approval is read from the approvals table here, not from memory. A failed
+        run, or one the reviewer failed, must not leave writes anyone could still approve.
+        """
         with self.store.transaction() as tx:
+            if fields.get("status") == "failed" or fields.get("verdict") == "fail":
+                reject_pending(
+                    tx,
+                    self.run_id,
+                    "the run failed"
+                    if fields.get("status") == "failed"
+                    else "the reviewer failed the run",
+                )
+            if fields.get("status") != "failed":
+                fields["status"] = (
+                    "awaiting_approval" if has_pending(tx, self.run_id) else ("completed")
+                )
+            sets = ", ".join(f"{k} = ?" for k in fields)
             tx.execute(
                 f"UPDATE runs SET {sets}, finished_at = ? WHERE run_id = ?",
-                [*self._clean(list(fields.values())), utcnow(), self.run_id],
+                [*list(fields.values()), utcnow(), self.run_id],
             )
             if review:
-                tx.insert("reviews", self._clean(review))
+                tx.insert("reviews", review)
             tx.audit(
                 actor="runtime",
                 action="run.finished",
                 run_id=self.run_id,
-                reason=f"run ended with status {fields.get('status')}",
-                detail=self._clean({k: v for k, v in fields.items() if k != "answer"}),
+                reason=f"run ended with status {fields['status']}",
+                detail={k: v for k, v in fields.items() if k not in ("answer", "plan_json")},
             )
+        return str(fields["status"])
+
+
+def has_pending(tx: Transaction, run_id: str) -> bool:
+    found = tx.conn.execute(
+        "SELECT count(*) FROM approvals WHERE run_id = ? AND status = 'pending'", [run_id]
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def reject_pending(tx: Transaction, run_id: str, why: str) -> None:
+    pending = tx.conn.execute(
+        "SELECT approval_id, tool FROM approvals WHERE run_id = ? AND status = 'pending'",
+        [run_id],
+    ).fetchall()
+    for approval_id, tool in pending:
+        tx.execute(
+            "UPDATE approvals SET status = 'rejected', decided_by = 'reviewer', "
+            "decision_note = ?, decided_at = ? WHERE approval_id = ?",
+            [f"rejected automatically: {why}", utcnow(), approval_id],
+        )
+        tx.audit(
+            actor="reviewer",
+            action="approval.rejected",
+            run_id=run_id,
+            reason=f"{tool} rejected automatically: {why}",
+            detail={"approval_id": approval_id, "tool": tool},
+        )
 
 
 ABANDONED_AFTER = timedelta(hours=1)

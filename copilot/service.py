@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from copilot.agents import Copilot
 from copilot.config import Settings
 from copilot.embeddings import get_embedder
+from copilot.guard import Redactor
 from copilot.index import Encoder
 from copilot.llm import Models, get_provider
 from copilot.retriever import Retriever
@@ -15,7 +16,11 @@ from copilot.store import Store
 
 
 def open_store(settings: Settings) -> Store:
-    return Store(settings.db_path, lock_timeout_s=settings.db_lock_timeout_s)
+    return Store(
+        settings.db_path,
+        lock_timeout_s=settings.db_lock_timeout_s,
+        redact=Redactor(settings.secret_values()),
+    )
 
 
 def make_retriever(settings: Settings, encoder: Callable[[], Encoder] = get_embedder) -> Retriever:

@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 
 from copilot.errors import StoreBusy
+from copilot.guard import Redactor
 from copilot.migrations import MIGRATIONS
 
 _PROCESS_LOCKS: dict[Path, threading.RLock] = {}
@@ -53,14 +54,19 @@ def _is_lock_error(exc: Exception) -> bool:
 
 
 class Transaction:
-    """Writes inside one open connection; audit events are hash-chained here."""
+    """Writes inside one open connection. Every string written is redacted here, in one
+    place, so no caller can forget; audit events are hash-chained here too."""
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, conn: duckdb.DuckDBPyConnection, redact: Redactor) -> None:
         self.conn = conn
+        self._redact = redact
         self._head: str | None = None
 
-    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> None:
-        self.conn.execute(sql, params)
+    def _clean(self, value: Any) -> Any:
+        return self._redact(value) if isinstance(value, str) else value
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(sql, [self._clean(v) for v in params])
 
     def insert(self, table: str, row: dict[str, Any]) -> None:
         self.insert_many(table, [row])
@@ -71,7 +77,7 @@ class Transaction:
         columns = list(rows[0])
         marks = ", ".join("?" for _ in columns)
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-        self.conn.executemany(sql, [[row[c] for c in columns] for row in rows])
+        self.conn.executemany(sql, [[self._clean(row[c]) for c in columns] for row in rows])
 
     def audit(
         self,
@@ -92,8 +98,8 @@ class Transaction:
             "run_id": run_id,
             "actor": actor,
             "action": action,
-            "reason": reason,
-            "detail": json.dumps(detail or {}, sort_keys=True, default=str),
+            "reason": self._clean(reason),
+            "detail": self._clean(json.dumps(detail or {}, sort_keys=True, default=str)),
             "created_at": utcnow(),
         }
         digest = chain_hash(self._head, row)
@@ -140,11 +146,13 @@ class Store:
         path: Path,
         *,
         lock_timeout_s: float = 20.0,
+        redact: Redactor | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path).resolve()
         self.lock_timeout_s = lock_timeout_s
+        self.redact = redact or Redactor()
         self._sleep = sleep
         self._clock = clock
         self.lock_waits = 0
@@ -156,7 +164,7 @@ class Store:
         with self._connect(read_only=False) as conn:
             conn.execute("BEGIN TRANSACTION")
             try:
-                yield Transaction(conn)
+                yield Transaction(conn, self.redact)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

@@ -7,9 +7,13 @@ become branches and commits in a local git repository (`sandbox_repo/`), Jira ti
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import subprocess
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +60,12 @@ class Sandbox:
         }
         if tool not in handlers:
             raise ToolError(f"Unknown tool {tool!r}; known: {', '.join(sorted(handlers))}.")
-        return handlers[tool](args)
+        self.jira_file.parent.mkdir(parents=True, exist_ok=True)
+        # One sandbox action at a time across processes: Jira is a read-modify-write of one
+        # file and the git repo has one work tree.
+        with (self.jira_file.parent / ".sandbox.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return handlers[tool](args)
 
     # Jira -------------------------------------------------------------------------------
     def _tickets(self) -> list[dict[str, Any]]:
@@ -66,7 +75,7 @@ class Sandbox:
 
     def _save_tickets(self, tickets: list[dict[str, Any]]) -> None:
         self.jira_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.jira_file.with_suffix(".tmp")
+        tmp = self.jira_file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(tickets, indent=2))
         tmp.replace(self.jira_file)
 
@@ -138,7 +147,8 @@ class Sandbox:
         """A branch with a proposal file, committed: the diff a reviewer would open."""
         self._ensure_repo()
         title = str(args.get("title") or "Proposed change")
-        branch = "copilot/" + (re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "pr")
+        slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "pr"
+        branch = f"copilot/{slug}-{uuid.uuid4().hex[:6]}"  # a second PR never resets the first
         self._git("checkout", "-q", "-B", branch, "main")
         try:
             target = str(args.get("path") or "proposals/change.md").lstrip("/")
@@ -156,3 +166,24 @@ class Sandbox:
             "commit": commit,
             "url": f"sandbox://github/{branch}",
         }
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    status: str  # done, error
+    output: dict[str, Any] | None
+    error: str | None
+    latency_ms: float
+
+
+def run_tool(sandbox: Sandbox, tool: str, args: dict[str, Any]) -> ToolOutcome:
+    """Run one tool; every failure becomes an `error` outcome, never an exception, so the
+    caller can always record what happened."""
+    started = time.perf_counter()
+    try:
+        output, status, error = sandbox.call(tool, args), "done", None
+    except ToolError as exc:
+        output, status, error = None, "error", str(exc)
+    except Exception as exc:  # a corrupt sandbox file, git missing, a timeout...
+        output, status, error = None, "error", f"{tool} failed ({type(exc).__name__}: {exc})"
+    return ToolOutcome(status, output, error, (time.perf_counter() - started) * 1000)

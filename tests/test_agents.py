@@ -152,16 +152,22 @@ def test_secrets_in_a_task_never_reach_the_store(services: Services, tmp_path):
     assert "[REDACTED]" in tasks[0]["task"]
 
 
-def test_budget_stops_runs_before_any_spend(services: Services):
+def test_budget_stops_paid_runs_before_any_spend_but_not_the_stub(services: Services):
     import dataclasses
 
     services.copilot().run("Disk full on the postgres volume")
     with services.store.transaction() as tx:
         tx.execute("UPDATE llm_usage SET cost_usd = 5")
-    over = dataclasses.replace(services.settings, budget_usd=1.0)
-    services.settings = over
+    services.settings = dataclasses.replace(
+        services.settings,
+        budget_usd=1.0,
+        llm_provider="openai",
+        openai_api_key="sk-unused",
+        openai_base_url="http://127.0.0.1:9/v1",  # never reached: the budget stops it first
+    )
     with pytest.raises(BudgetExceeded, match="COPILOT_BUDGET_USD"):
         services.copilot().run("Disk full again")
+    assert services.copilot("stub").run("Disk full again").status == "completed"
 
 
 def test_a_run_cut_off_long_ago_is_marked_failed_by_the_next_run(services: Services):
@@ -203,3 +209,80 @@ def test_a_run_cut_off_long_ago_is_marked_failed_by_the_next_run(services: Servi
         for r in services.store.query("SELECT action FROM audit_events WHERE run_id = 'old'")
     ]
     assert actions == ["run.abandoned"]
+
+
+def test_a_password_in_the_task_is_redacted_and_the_approval_still_runs(services: Services):
+    task = OOM_TASK + "; the db password: hunter2222 is in the vault"
+    result = services.copilot().run(task)
+    jira = next(s for s in result.steps if s.tool == "jira.create_issue")
+    row = services.store.query(
+        "SELECT args_json FROM approvals WHERE approval_id = ?", [jira.approval_id]
+    )[0]
+    assert "hunter2222" not in row["args_json"] and "[REDACTED]" in row["args_json"]
+    json.loads(row["args_json"])  # still valid JSON after redaction
+    sandbox = Sandbox(services.settings.home)
+    done = approvals.decide(services.store, sandbox, jira.approval_id, approve=True, user="lead")
+    assert done["status"] == "approved"
+    assert "hunter2222" not in sandbox.jira_file.read_text()
+    for table in ("runs", "steps", "audit_events", "approvals", "tool_calls"):
+        dump = json.dumps(services.store.query(f"SELECT * FROM {table}"), default=str)
+        assert "hunter2222" not in dump, table
+
+
+class ApproveMidRun(RunHooks):
+    """Approves every request as soon as its step is recorded, while the run goes on."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def on_step(self, agent: str, title: str, status: str) -> None:
+        if agent == "executor" and status == "awaiting_approval":
+            for row in approvals.list_approvals(self.services.store, "pending"):
+                approvals.decide(
+                    self.services.store,
+                    Sandbox(self.services.settings.home),
+                    row["approval_id"],
+                    approve=True,
+                    user="fast-lead",
+                )
+
+
+def test_approving_while_the_run_is_still_going_does_not_leave_it_waiting(services: Services):
+    result = services.copilot().run(OOM_TASK, hooks=ApproveMidRun(services))
+    assert result.status == "completed"
+    run = services.store.query("SELECT status FROM runs WHERE run_id = ?", [result.run_id])
+    assert run[0]["status"] == "completed"
+    assert approvals.list_approvals(services.store, "pending") == []
+
+
+def test_a_failed_review_rejects_the_runs_pending_writes(services: Services):
+    from copilot.recorder import RunRecorder
+
+    result = services.copilot().run(OOM_TASK)
+    assert len(approvals.list_approvals(services.store, "pending")) == 2
+    # Close the same run again as a reviewer that failed it would.
+    status = RunRecorder(services.store, result.run_id, "t").finish(
+        {"status": "completed", "verdict": "fail"}, None
+    )
+    assert status == "completed"
+    rows = services.store.query(
+        "SELECT status, decided_by, decision_note FROM approvals WHERE run_id = ?", [result.run_id]
+    )
+    assert [r["status"] for r in rows] == ["rejected", "rejected"]
+    assert all(
+        r["decided_by"] == "reviewer" and "reviewer failed" in r["decision_note"] for r in rows
+    )
+
+
+def test_a_corrupt_sandbox_becomes_a_recorded_tool_error(services: Services):
+    result = services.copilot().run(OOM_TASK)
+    sandbox = Sandbox(services.settings.home)
+    sandbox.jira_file.write_text("{not json")
+    jira = next(s for s in result.steps if s.tool == "jira.create_issue")
+    row = approvals.decide(services.store, sandbox, jira.approval_id, approve=True, user="lead")
+    assert row["status"] == "approved"
+    call = services.store.query(
+        "SELECT status, error FROM tool_calls WHERE approval_id = ? AND action = 'approved call'",
+        [jira.approval_id],
+    )[0]
+    assert call["status"] == "error" and "JSONDecodeError" in call["error"]

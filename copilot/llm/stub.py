@@ -24,6 +24,7 @@ from copilot.llm.base import (
     count_tokens,
     messages_tokens,
 )
+from copilot.llm.prompts import MAX_PLAN_STEPS
 
 _STAGES = (  # (section words, verb), in the order an operator works through a runbook
     (("symptom", "detect", "signal", "trigger"), "Confirm the symptoms"),
@@ -44,6 +45,7 @@ _STOP = frozenset(
 _SKIP = re.compile(r"(?i)related|see also|references|links")
 MIN_SCORE = 0.2  # passages below this cosine similarity are noise for planning
 MAX_ANSWER_STEPS = 4
+_TICKET = re.compile(r"\b[A-Z][A-Z0-9]+-\d+\b")
 MAX_LINES = 6
 
 # (tool, phrase that names the action in a runbook line, words in the task that ask for it)
@@ -120,7 +122,7 @@ def _plan(request: LLMRequest) -> dict[str, Any]:
             }
         )
     steps.extend(_tool_steps(request.task, passages))
-    return {"steps": steps}
+    return {"steps": steps[:MAX_PLAN_STEPS]}
 
 
 def _step_title(p: Passage) -> str:
@@ -149,6 +151,8 @@ def _tool_steps(task: str, passages: list[Passage]) -> list[dict[str, Any]]:
     for tool, phrase, intents in _TOOL_RULES:
         if not any(i in wanted for i in intents):
             continue
+        if tool == "jira.comment" and not _TICKET.search(task):
+            continue  # a comment needs a ticket to go on
         for p in passages:
             line = next((ln for ln in _lines(p.text) if phrase in ln.lower()), None)
             if line:
@@ -178,7 +182,8 @@ def _tool_args(tool: str, task: str, line: str, passage: Passage) -> dict[str, A
             "description": body,
         }
     if tool == "jira.comment":
-        return {"issue": "", "body": body}
+        ticket = _TICKET.search(task)
+        return {"issue": ticket.group(0) if ticket else "", "body": body}
     if tool == "jira.search":
         return {"query": summary}
     repo = next((q for q in quoted if re.fullmatch(r"[\w.-]+/[\w.-]+", q)), "acme/platform")
