@@ -14,7 +14,7 @@ from typing import Any
 
 from copilot.errors import InputError, NotFound
 from copilot.store import Store, utcnow
-from copilot.tools import Sandbox, run_tool
+from copilot.tools import Sandbox, ToolOutcome, run_tool
 
 STATUSES = ("pending", "approved", "rejected", "expired")
 
@@ -43,9 +43,11 @@ def decide(
 ) -> dict[str, Any]:
     """Approve (and run the tool) or reject a pending request; returns the updated row."""
     row = _claim(store, approval_id, "approved" if approve else "rejected", user, note)
-    if approve:
-        _run_approved(store, sandbox, row, user)
-    return store.query("SELECT * FROM approvals WHERE approval_id = ?", [approval_id])[0]
+    outcome = _run_approved(store, sandbox, row, user) if approve else None
+    updated = store.query("SELECT * FROM approvals WHERE approval_id = ?", [approval_id])[0]
+    updated["tool_status"] = outcome.status if outcome else None
+    updated["tool_error"] = outcome.error if outcome else None
+    return updated
 
 
 def _claim(store: Store, approval_id: str, status: str, user: str, note: str) -> dict[str, Any]:
@@ -81,7 +83,7 @@ def _claim(store: Store, approval_id: str, status: str, user: str, note: str) ->
     )
 
 
-def _run_approved(store: Store, sandbox: Sandbox, row: dict[str, Any], user: str) -> None:
+def _run_approved(store: Store, sandbox: Sandbox, row: dict[str, Any], user: str) -> ToolOutcome:
     outcome = run_tool(sandbox, row["tool"], json.loads(row["args_json"]))
     with store.transaction() as tx:
         tx.insert(
@@ -109,6 +111,7 @@ def _run_approved(store: Store, sandbox: Sandbox, row: dict[str, Any], user: str
             detail={"approval_id": row["approval_id"], "result": outcome.output},
         )
         _settle_run(tx, row["run_id"])
+    return outcome
 
 
 def _settle_run(tx: Any, run_id: str) -> None:

@@ -17,6 +17,14 @@ class ChainCheck:
     reason: str
 
 
+def count(store: Store, run_id: str | None = None) -> int:
+    where = "WHERE run_id = ?" if run_id else ""
+    rows = store.query(
+        f"SELECT count(*) AS n FROM audit_events {where}", [run_id] if run_id else []
+    )
+    return int(rows[0]["n"])
+
+
 def events(store: Store, run_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
     where = "WHERE run_id = ?" if run_id else ""
     params: list[Any] = [run_id] if run_id else []
@@ -28,7 +36,9 @@ def events(store: Store, run_id: str | None = None, limit: int = 500) -> list[di
 
 
 def verify_chain(store: Store) -> ChainCheck:
-    """Recompute every hash from the first event: any edited or deleted row breaks the chain."""
+    """Recompute every hash from the first event. An edited row, or a row removed from the
+    middle, breaks the chain; removing the newest rows does not (compare the head with the
+    one recorded in an export manifest for that)."""
     rows = store.query("SELECT * FROM audit_events ORDER BY seq")
     prev = GENESIS_HASH
     for row in rows:

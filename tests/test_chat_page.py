@@ -69,6 +69,7 @@ def test_approval_requested_in_chat_is_approved_on_the_approvals_page(app: AppTe
     approve[0].click().run()
     assert not app.exception
     assert len([b for b in app.button if b.label == "Approve"]) == 1
+    assert any("approved" in s.value and "and ran" in s.value for s in app.success)
 
 
 def test_audit_page_shows_verified_chain_and_events(app: AppTest):

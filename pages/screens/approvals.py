@@ -8,12 +8,14 @@ from typing import Any
 import streamlit as st
 
 from copilot import approvals, ui
+from copilot.errors import CopilotError
 from copilot.tools import Sandbox
 
 
 def decide(row: dict[str, Any], approve: bool, note: str) -> None:
+    """Decide, then rerun; the outcome is kept for the next run so the rerun cannot wipe it."""
     services = ui.services()
-    with ui.user_errors():
+    try:
         updated = approvals.decide(
             services.store,
             Sandbox(services.settings.home),
@@ -22,7 +24,24 @@ def decide(row: dict[str, Any], approve: bool, note: str) -> None:
             user=ui.current_user(),
             note=note,
         )
-        st.toast(f"{updated['approval_id']} {updated['status']}")
+    except CopilotError as exc:
+        st.session_state["flash"] = ("error", str(exc))
+    else:
+        text = f"{updated['tool']} {updated['status']} ({updated['approval_id']})"
+        if updated["tool_error"]:
+            st.session_state["flash"] = (
+                "warning",
+                f"{text}, but the tool failed: {updated['tool_error']}",
+            )
+        else:
+            st.session_state["flash"] = ("success", text + (" and ran" if approve else ""))
+    st.rerun()
+
+
+def show_flash() -> None:
+    kind, text = st.session_state.pop("flash", (None, ""))
+    if kind:
+        {"error": st.error, "warning": st.warning, "success": st.success}[kind](text)
 
 
 def pending_card(row: dict[str, Any]) -> None:
@@ -44,10 +63,8 @@ def pending_card(row: dict[str, Any]) -> None:
             "Approve", key=f"approve-{row['approval_id']}", type="primary", icon=":material/check:"
         ):
             decide(row, True, note)
-            st.rerun()
         if right.button("Reject", key=f"reject-{row['approval_id']}", icon=":material/close:"):
             decide(row, False, note)
-            st.rerun()
 
 
 def main() -> None:
@@ -56,6 +73,7 @@ def main() -> None:
         "Tool actions that change GitHub, Jira or the sandbox repo run only after a "
         "person approves them here (or with `python -m copilot approve ID`)."
     )
+    show_flash()
     store = ui.services().store
     with ui.user_errors():
         pending = approvals.list_approvals(store, "pending")

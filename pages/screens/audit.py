@@ -12,7 +12,8 @@ def main() -> None:
     st.title("Audit log")
     st.caption(
         "Who did what, when and why: agents, policy decisions, approvals. Each event "
-        "carries the hash of the one before it, so an edited or deleted row is detected."
+        "carries the hash of the one before it, so an edited row, or one removed from the "
+        "middle, is detected."
     )
     store = ui.services().store
     with ui.user_errors():
@@ -33,6 +34,12 @@ def main() -> None:
                 else f"No events for run {run_id}."
             )
             return
+        total = audit.count(store, run_id or None)
+        if total > len(rows):
+            st.caption(
+                f"Showing the latest {len(rows):,} of {total:,} events; "
+                "`python -m copilot export` writes them all."
+            )
         frame = pd.DataFrame(rows)
         st.dataframe(
             frame,
