@@ -13,6 +13,7 @@ from dataclasses import dataclass
 MAX_CHUNK_CHARS = 1200
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^(```|~~~)")
+_ID_UNSAFE = re.compile(r"[\s\[\]#]+")
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,10 @@ def chunk_markdown(source: str, text: str) -> list[Chunk]:
             body = text[piece_start:piece_end].strip()
             if not body or (_HEADING.match(body) and "\n" not in body):
                 continue  # a heading with nothing under it says nothing on its own
-            base = f"{source}#{slugify(headings[-1]) if headings else 'preamble'}"
+            # Ids appear in [brackets] in answers: no spaces or brackets, or citations break.
+            base = (
+                f"{_ID_UNSAFE.sub('-', source)}#{slugify(headings[-1]) if headings else 'preamble'}"
+            )
             seen_ids[base] = seen_ids.get(base, 0) + 1
             chunk_id = base if seen_ids[base] == 1 else f"{base}-{seen_ids[base]}"
             lead = len(text[piece_start:piece_end]) - len(text[piece_start:piece_end].lstrip())

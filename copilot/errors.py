@@ -4,7 +4,8 @@
   x ConfigError             missing or impossible settings
   x InputError              a task, query or argument that cannot be used as given
   x CorpusError             the corpus directory is missing, empty or unusable
-  x StoreBusy               the governance DB stayed locked by another process too long
+  x StoreError              the governance DB cannot be opened (damaged, newer version, ...)
+    x StoreBusy             it stayed locked by another process too long
   x ProviderError           an LLM call failed after retries (provider, model, attempts)
   x ToolError               a tool adapter failed (status_code, url)
   x PolicyDenied            the policy refused an action (decision)
@@ -35,7 +36,11 @@ class CorpusError(CopilotError):
     pass
 
 
-class StoreBusy(CopilotError):
+class StoreError(CopilotError):
+    pass
+
+
+class StoreBusy(StoreError):
     pass
 
 

@@ -101,17 +101,22 @@ class Index:
         manifest_path = index_dir / MANIFEST
         if not manifest_path.is_file():
             return None
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("model") != MODEL_NAME:
-            return None  # built by another model: its vectors cannot be compared with ours
-        vectors = np.load(index_dir / manifest["vectors"])
-        chunks = [Chunk(**{**c, "headings": tuple(c["headings"])}) for c in manifest["chunks"]]
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            if manifest.get("model") != MODEL_NAME:
+                return None  # built by another model: its vectors cannot be compared with ours
+            vectors = np.load(index_dir / manifest["vectors"])
+            chunks = [Chunk(**{**c, "headings": tuple(c["headings"])}) for c in manifest["chunks"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # A damaged index is rebuilt from the corpus rather than shown as a traceback.
+            log.warning("index in %s is unreadable (%s); it will be rebuilt", index_dir, exc)
+            return None
         return cls(chunks, vectors, manifest["files"])
 
     def save(self, index_dir: Path) -> None:
         index_dir.mkdir(parents=True, exist_ok=True)
         old = index_dir / MANIFEST
-        previous = json.loads(old.read_text()).get("vectors") if old.is_file() else None
+        previous = _vectors_named_in(old)
         name = f"vectors-{uuid.uuid4().hex[:12]}.npy"
         np.save(index_dir / name, self.vectors)
         manifest = {
@@ -124,8 +129,17 @@ class Index:
         tmp = index_dir / f".{MANIFEST}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(manifest))
         os.replace(tmp, old)
-        if previous and previous != name:
-            (index_dir / previous).unlink(missing_ok=True)
+        # Keep the previous vectors: another process may have just read the old manifest.
+        for stale in index_dir.glob("vectors-*.npy"):
+            if stale.name not in (name, previous):
+                stale.unlink(missing_ok=True)
+
+
+def _vectors_named_in(manifest: Path) -> str | None:
+    try:
+        return str(json.loads(manifest.read_text())["vectors"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def read_corpus(corpus_dir: Path) -> tuple[dict[str, str], list[str]]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from copilot.errors import StoreBusy
+from copilot.errors import StoreBusy, StoreError
 from copilot.guard import Redactor
 from copilot.migrations import MIGRATIONS
 
@@ -214,9 +214,13 @@ class Store:
         while True:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
-            except duckdb.IOException as exc:
+            except duckdb.Error as exc:
                 if not _is_lock_error(exc):
-                    raise
+                    raise StoreError(
+                        f"Cannot open the governance DB {self.path}: {exc}. If the file is "
+                        "damaged or from a newer DuckDB, move it aside (a new one is created) "
+                        "or point COPILOT_HOME elsewhere."
+                    ) from exc
                 if self._clock() >= deadline:
                     raise StoreBusy(_busy_message(self.path, exc, self.lock_timeout_s)) from exc
             self.lock_waits += 1

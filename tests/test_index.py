@@ -56,7 +56,8 @@ def test_refresh_embeds_only_changed_text_and_drops_deleted_files(corpus, tmp_pa
     assert reloaded is not None and [c.chunk_id for c in reloaded.chunks] == [
         c.chunk_id for c in index.chunks
     ]
-    assert len(list(index_dir.glob("vectors-*.npy"))) == 1  # old vector files are removed
+    # the current and the previous vector files are kept (a reader may hold the old manifest)
+    assert len(list(index_dir.glob("vectors-*.npy"))) == 2
 
 
 def test_search_returns_text_source_heading_span_id_and_score(corpus, tmp_path):
@@ -89,3 +90,21 @@ def test_missing_and_empty_corpus_say_what_to_do(tmp_path):
     with pytest.raises(CorpusError, match="no readable Markdown"):
         refresh_index(tmp_path / "empty", tmp_path / "index", get_embedder)
     assert not (tmp_path / "index" / "manifest.json").exists()
+
+
+def test_a_damaged_index_is_rebuilt_not_shown_as_a_traceback(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    refresh_index(corpus, index_dir, get_embedder)
+    (index_dir / "manifest.json").write_text("{ not json")
+    assert Index.load(index_dir) is None
+    index, report = refresh_index(corpus, index_dir, get_embedder)
+    assert report.added == ["disk.md", "dns.md"] and len(index) == 4
+
+
+def test_chunk_ids_from_file_names_with_spaces_still_work_as_citations():
+    from copilot.chunking import chunk_markdown
+    from copilot.llm.base import cited_ids
+
+    chunk = chunk_markdown("team notes/On call [v2].md", "# On call\n\n- page the lead\n")[0]
+    assert " " not in chunk.chunk_id and "[" not in chunk.chunk_id
+    assert cited_ids(f"- page the lead [{chunk.chunk_id}]") == [chunk.chunk_id]

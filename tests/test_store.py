@@ -121,3 +121,12 @@ def test_waits_for_a_short_holder_then_succeeds(tmp_path: Path):
         tx.audit(actor="t", action="after-wait", reason="lock released")
     assert len(waits) >= 3 and s.lock_waits >= 3
     assert s.query("SELECT action FROM audit_events")[0]["action"] == "after-wait"
+
+
+def test_a_damaged_db_file_says_what_to_do(tmp_path: Path):
+    from copilot.errors import StoreError
+
+    path = tmp_path / "g.duckdb"
+    path.write_bytes(b"this is not a duckdb file" * 100)
+    with pytest.raises(StoreError, match="move it aside"):
+        Store(path).query("SELECT 1")
