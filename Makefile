@@ -11,7 +11,8 @@ export HF_HUB_OFFLINE := 1
 
 # The venv is rebuilt only when the requirements change.
 $(STAMP): requirements.txt requirements-dev.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: run make PYTHON=python3.11 ...")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || (echo "python venv failed: on Debian/Ubuntu run apt-get install python3-venv" && false)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
@@ -35,7 +36,7 @@ test: venv
 
 # Browser journey: needs Debian's chromium (installed here if missing).
 test-e2e: venv
-	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || (echo "install Debian's chromium (as root: apt-get install chromium)" && false)
 	$(PY) -m pytest -m e2e -q
 
 lint: venv
@@ -49,7 +50,7 @@ format: venv
 
 bench: venv
 	$(PY) bench/bench_core.py
-	@if [ -f bench/bench_telemetry.py ]; then $(PY) bench/bench_telemetry.py; fi
+	$(PY) bench/bench_telemetry.py
 
 clean:
 	rm -rf runtime .pytest_cache .mypy_cache .ruff_cache

@@ -79,13 +79,9 @@ class Index:
         self.chunks = chunks
         self.vectors = vectors
         self.file_hashes = file_hashes
-        self._by_id = {c.chunk_id: c for c in chunks}
 
     def __len__(self) -> int:
         return len(self.chunks)
-
-    def get(self, chunk_id: str) -> Chunk | None:
-        return self._by_id.get(chunk_id)
 
     def search(self, query_vector: np.ndarray, k: int) -> list[Hit]:
         if not self.chunks:

@@ -7,9 +7,8 @@ the embedding model; only the chat page asks for it, through `retriever()`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
 
 import streamlit as st
 
@@ -18,8 +17,6 @@ from copilot.embeddings import get_embedder
 from copilot.errors import CopilotError
 from copilot.retriever import Retriever
 from copilot.service import Services
-
-T = TypeVar("T")
 
 
 @st.cache_resource(show_spinner=False)
@@ -64,9 +61,3 @@ def user_errors() -> Iterator[None]:
         yield
     except CopilotError as exc:
         st.error(str(exc), icon=":material/error:")
-
-
-def guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-    with user_errors():
-        return fn(*args, **kwargs)
-    return None

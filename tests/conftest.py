@@ -18,6 +18,7 @@ from copilot.service import Services
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "corpus"
+RUNBOOKS = len(list(CORPUS.glob("*.md")))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -5,7 +5,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from copilot.config import Settings
-from tests.conftest import REPO
+from tests.conftest import REPO, RUNBOOKS
 
 APP = str(REPO / "streamlit_app.py")
 
@@ -88,7 +88,7 @@ def test_audit_page_empty_state_says_how_to_get_data(app: AppTest):
 def test_knowledge_page_lists_runbooks_and_searches(app: AppTest):
     app.switch_page("pages/screens/knowledge.py").run()
     assert not app.exception
-    assert app.metric[0].value == "28"
+    assert app.metric[0].value == str(RUNBOOKS)
     search = next(t for t in app.text_input if t.label == "Search the runbooks")
     search.set_value("replica lag on postgres").run()
     assert not app.exception

@@ -12,7 +12,7 @@ import pytest
 from copilot.cli import main
 from copilot.config import Settings
 from copilot.store import Store
-from tests.conftest import REPO
+from tests.conftest import REPO, RUNBOOKS
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def run(*argv: str, stdin: str = "") -> tuple[int, str]:
 
 def test_index_reports_unchanged_corpus(env):
     code, out = run("index")
-    assert code == 0 and "0 added, 0 changed, 0 removed, 28 unchanged" in out
+    assert code == 0 and f"0 added, 0 changed, 0 removed, {RUNBOOKS} unchanged" in out
 
 
 def test_search_json_and_jsonl(env):

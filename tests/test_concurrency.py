@@ -15,11 +15,15 @@ from pathlib import Path
 from copilot.store import Store, chain_hash
 
 WORKER = textwrap.dedent("""
-    import json, sys
+    import json, os, sys, time
     from copilot.store import Store
-    path, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    path, name, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     store = Store(path, lock_timeout_s=60)
-    reads = 0
+    store.query("SELECT 1")  # warm up (imports, first open) before the start signal
+    print("ready", flush=True)
+    while not os.path.exists(go):  # both processes start writing at the same moment
+        time.sleep(0.001)
+    reads = []
     for i in range(count):
         with store.transaction() as tx:
             tx.insert("llm_usage", {
@@ -28,8 +32,9 @@ WORKER = textwrap.dedent("""
                 "latency_ms": 1.0, "cost_usd": 0.0, "status": "ok",
                 "created_at": __import__("copilot.store").store.utcnow()})
             tx.audit(actor=name, action="write", reason=str(i), run_id=name)
-        if i % 5 == 0:
-            reads += store.query("SELECT count(*) AS n FROM llm_usage")[0]["n"] > 0
+        if i % 5 == 0:  # the other process's rows become visible as the race goes on
+            reads.append(store.query(
+                "SELECT count(*) AS n FROM llm_usage WHERE run_id != ?", [name])[0]["n"])
     print(json.dumps({"name": name, "reads": reads, "waits": store.lock_waits}))
 """)
 
@@ -38,21 +43,27 @@ def test_two_processes_write_and_read_without_losing_rows(tmp_path: Path):
     path = tmp_path / "shared.duckdb"
     Store(path).query("SELECT 1")  # migrate before the race
     count = 40
+    go = tmp_path / "go"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(path), name, str(count)],
+            [sys.executable, "-c", WORKER, str(path), name, str(count), str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for name in ("app", "cli")
     ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    go.touch()
     outputs = [p.communicate(timeout=240) for p in procs]
     for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
         assert "lock" not in err.lower()
     reports = [json.loads(out) for out, _ in outputs]
-    assert all(r["reads"] == count // 5 for r in reports)
+    # They really contended for the file, and each saw the other's rows while writing.
+    assert sum(r["waits"] for r in reports) > 0
+    assert all(max(r["reads"]) > 0 for r in reports)
 
     store = Store(path)
     per_writer = store.query("SELECT run_id, count(*) AS n FROM llm_usage GROUP BY run_id")

@@ -4,7 +4,6 @@ and a real uvicorn process answering while another process writes to the same Du
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from copilot.config import Settings
 from copilot.service import open_store
 from copilot.sidecar import create_app
 from tests.conftest import REPO
+from tests.e2e.servers import free_port, wait_http
 from tests.test_telemetry import seed
 
 GRAFANA = REPO / "grafana"
@@ -237,7 +237,8 @@ def test_every_dashboard_panel_reads_non_empty_fields(client):
 
 
 def test_dashboard_variables_and_provisioning_agree(client):
-    yaml = pytest.importorskip("yaml")
+    import yaml  # pinned in requirements-dev.txt: a missing module must fail, not skip
+
     dashboard = json.loads((GRAFANA / "dashboards" / "ops-copilot.json").read_text())
     for variable in dashboard["templating"]["list"]:
         query = variable["query"]
@@ -269,12 +270,6 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_sidecar(settings: Settings, port: int) -> subprocess.Popen:
     env = {**os.environ, "COPILOT_HOME": str(settings.home), "PYTHONPATH": str(REPO)}
     env.pop("LLM_PROVIDER", None)
@@ -282,15 +277,11 @@ def start_sidecar(settings: Settings, port: int) -> subprocess.Popen:
         [sys.executable, "-m", "copilot", "sidecar", "--host", "127.0.0.1", "--port", str(port)],
         cwd=settings.home.parent,  # no stray .env from the repo
         env=env,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        text=True,
     )
-    assert proc.stderr is not None
-    for line in proc.stderr:  # uvicorn logs readiness on stderr
-        if "Application startup complete" in line:
-            return proc
-    raise AssertionError(f"sidecar exited with {proc.wait()}")
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout=60)  # bounded, fails fast
+    return proc
 
 
 def test_real_sidecar_answers_while_another_process_writes(settings):

@@ -28,7 +28,7 @@ def index_overview() -> None:
 
 def refresh() -> None:
     with ui.user_errors(), st.spinner("Refreshing the index (new or changed text only)..."):
-        report = ui.retriever().refresh()
+        report = ui.services().retriever.refresh()  # ui.retriever() would refresh twice
         st.success(f"Index refreshed: {report.summary()}")
         for warning in report.warnings:
             st.warning(warning, icon=":material/warning:")

@@ -28,6 +28,10 @@ PRESETS = {
 }
 INTERVALS = ["Auto", "1m", "5m", "15m", "1h", "6h", "1d"]
 ALL = "All"
+SCOPE_HELP = (
+    "LLM panels count each call under the provider that answered it (a fallback counts as "
+    "stub); approval and reviewer panels follow the provider the run was started with."
+)
 HOW_TO = "Run a task on the Chat page or `python -m copilot demo`."
 VERDICT_COLOURS = {"pass": "#2e7d32", "warn": "#f9a825", "fail": "#c62828"}
 
@@ -66,7 +70,9 @@ def custom_range() -> tuple[datetime, datetime]:
 def filter_bar(options: dict[str, list[str]]) -> tuple[Filters, str | None]:
     left, provider_col, model_col, user_col, bucket_col = st.columns([2, 1.3, 1.3, 1.3, 1])
     preset = left.selectbox("Time range", list(PRESETS), index=1, key="tm_range")
-    provider = provider_col.selectbox("Provider", [ALL, *options["providers"]], key="tm_provider")
+    provider = provider_col.selectbox(
+        "Provider", [ALL, *options["providers"]], key="tm_provider", help=SCOPE_HELP
+    )
     model = model_col.selectbox("Model", [ALL, *options["models"]], key="tm_model")
     user = user_col.selectbox("User", [ALL, *options["users"]], key="tm_user")
     interval = bucket_col.selectbox("Bucket", INTERVALS, key="tm_interval")

@@ -66,7 +66,12 @@ def screenshot(page: Page, name: str) -> Path:
         "Math.max(...Array.from(document.querySelectorAll('[data-testid]'), e => e.scrollHeight))"
     )
     page.set_viewport_size({"width": size["width"], "height": min(int(height), 4000)})
-    page.wait_for_timeout(500)  # let Plotly re-layout to the new size before the shot
+    # Plotly re-lays out on the resize event: wait until every plot spans its container.
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('.js-plotly-plot'))"
+        ".every(p => Math.abs(p.getBoundingClientRect().width"
+        " - p.parentElement.getBoundingClientRect().width) < 2)"
+    )
     page.screenshot(path=str(path))
     page.set_viewport_size(size)
     return path

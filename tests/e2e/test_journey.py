@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 import urllib.parse
 import urllib.request
 from typing import Any
 
 from playwright.sync_api import Page, expect
 
+from tests.conftest import RUNBOOKS
 from tests.e2e import journey
 from tests.e2e.servers import Stack
 
@@ -55,7 +57,15 @@ def test_approving_runs_the_tool(page: Page, stack: Stack):
     approve.first.click()
     expect(page.get_by_role("button", name="Approve")).to_have_count(1)
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()  # the decided table
-    assert (stack.home / "sandbox_jira.json").exists() or (stack.home / "sandbox_repo").exists()
+    expect(page.get_by_text("and ran")).to_be_visible()
+    # The first card is the pull request: its branch and commit are in the sandbox repo.
+    branches = subprocess.run(
+        ["git", "-C", str(stack.home / "sandbox_repo"), "branch"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "copilot/pods-in-checkout-are-oomkilled" in branches
 
 
 def test_telemetry_charts_follow_filters_and_match_the_sidecar(page: Page, stack: Stack, tmp_path):
@@ -96,7 +106,7 @@ def test_audit_and_knowledge_pages(page: Page, stack: Stack):
     expect(page.get_by_text("Chain verified")).to_be_visible()
     journey.screenshot(page, "audit")
     journey.open_page(page, stack.app_url, "knowledge")
-    expect(journey.metric(page, "Runbooks")).to_have_text("28")
+    expect(journey.metric(page, "Runbooks")).to_have_text(str(RUNBOOKS))
     page.get_by_label("Search the runbooks", exact=True).fill("certificate expires soon")
     page.get_by_label("Search the runbooks", exact=True).press("Enter")
     expect(page.get_by_text("tls-certificate-expiry.md").first).to_be_visible(timeout=60_000)
