@@ -122,3 +122,18 @@ def test_provider_switch_uses_the_chosen_provider_and_never_shows_the_key(
         assert server.requests  # the run really went to the (fake) OpenAI server
         rendered = str(at._tree)  # every element the page produced
         assert CANARY not in rendered and CANARY[10:] not in rendered
+
+
+def test_a_run_abandoned_by_a_rerun_still_reaches_the_conversation(app: AppTest, settings):
+    from copilot.service import Services
+
+    # What the worker thread leaves behind when the user submits again mid-run.
+    result = Services(settings).copilot().run("Redis is evicting keys")
+    app.session_state["inflight"] = [
+        {"task": "Redis is evicting keys", "result": result, "error": None}
+    ]
+    app.run()
+    assert not app.exception
+    assert len(app.chat_message) == 2
+    assert "redis-memory-eviction.md#" in texts(app)
+    assert app.session_state["inflight"] == []

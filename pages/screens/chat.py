@@ -43,10 +43,19 @@ class QueueHooks(RunHooks):
 Event = tuple[str, Any]
 
 
-def _work(copilot: Copilot, task: str, kwargs: dict[str, Any], events: queue.Queue[Event]) -> None:
+def _work(
+    copilot: Copilot,
+    task: str,
+    kwargs: dict[str, Any],
+    events: queue.Queue[Event],
+    inflight: dict[str, Any],
+) -> None:
     try:
-        events.put(("done", copilot.run(task, hooks=QueueHooks(events), **kwargs)))
+        result = copilot.run(task, hooks=QueueHooks(events), **kwargs)
+        inflight["result"] = result  # survives a rerun that abandons the queue
+        events.put(("done", result))
     except BaseException as exc:  # handed to the script thread, which shows or re-raises it
+        inflight["error"] = exc
         events.put(("error", exc))
 
 
@@ -150,17 +159,52 @@ def run_task(task: str, history: list[str]) -> RunResult | None:
             "history": history,
         }
         events: queue.Queue[Event] = queue.Queue()
-        worker = threading.Thread(target=_work, args=(copilot, task, kwargs, events), daemon=True)
+        # If the user submits again mid-run, Streamlit abandons this script run but the
+        # worker goes on; `inflight` lets the next run pick the answer up (see adopt_inflight).
+        inflight: dict[str, Any] = {"task": task, "result": None, "error": None}
+        st.session_state["inflight"].append(inflight)
+        worker = threading.Thread(
+            target=_work, args=(copilot, task, kwargs, events, inflight), daemon=True
+        )
         with st.status("Starting the agents...", expanded=True) as box:
             worker.start()
             result = _drain(events, box)
             box.update(
                 label=f"Done - verdict {result.verdict.upper()}", state="complete", expanded=False
             )
+        st.session_state["inflight"].remove(inflight)
         return result
     except CopilotError as exc:
+        st.session_state["inflight"] = [r for r in st.session_state["inflight"] if not r["error"]]
         st.error(str(exc), icon=":material/error:")
         return None
+
+
+def remember(task: str, result: RunResult) -> None:
+    st.session_state["messages"] += [
+        {"role": "user", "content": task},
+        {"role": "assistant", "result": result.as_dict()},
+    ]
+
+
+def adopt_inflight() -> None:
+    """Runs whose script run was abandoned: add the finished ones, wait for the rest."""
+    waiting = []
+    for inflight in st.session_state["inflight"]:
+        if inflight["result"] is not None:
+            remember(inflight["task"], inflight["result"])
+        elif inflight["error"] is None:
+            waiting.append(inflight)
+    st.session_state["inflight"] = waiting
+    for inflight in waiting:
+        waiting_for(inflight)
+
+
+@st.fragment(run_every=1)
+def waiting_for(inflight: dict[str, Any]) -> None:
+    st.info(f"Still working on: {inflight['task'][:120]}", icon=":material/hourglass_top:")
+    if inflight["result"] is not None or inflight["error"] is not None:
+        st.rerun(scope="app")
 
 
 def examples() -> str | None:
@@ -183,11 +227,13 @@ def main() -> None:
     state = st.session_state
     state.setdefault("messages", [])
     state.setdefault("session_id", uuid.uuid4().hex[:12])
+    state.setdefault("inflight", [])
     clicked = examples() if not state["messages"] else None
     if state["messages"] and st.button("New conversation", icon=":material/add_comment:"):
         state["messages"] = []
         state["session_id"] = uuid.uuid4().hex[:12]
         st.rerun()
+    adopt_inflight()
     for message in state["messages"]:
         with st.chat_message(message["role"]):
             if message["role"] == "user":
@@ -206,10 +252,7 @@ def main() -> None:
         if result is not None:
             render_result(result.as_dict())
     if result is not None:
-        state["messages"] += [
-            {"role": "user", "content": task},
-            {"role": "assistant", "result": result.as_dict()},
-        ]
+        remember(task, result)
 
 
 main()
