@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from copilot.embeddings import get_embedder
-from copilot.index import Encoder, Hit, Index, RefreshReport, refresh_index
+from copilot.index import MANIFEST, Encoder, Hit, Index, RefreshReport, refresh_index
 from copilot.llm.base import Passage
 
 
@@ -19,24 +19,29 @@ class Retriever:
         self.index_dir = index_dir
         self._encoder_factory = encoder_factory
         self._index: Index | None = None
+        self._stamp: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
     def refresh(self) -> RefreshReport:
         with self._lock:
             self._index, report = refresh_index(self.corpus, self.index_dir, self._encoder_factory)
+            self._stamp = _manifest_stamp(self.index_dir)
         return report
 
     @property
     def index(self) -> Index:
-        """The index on disk; built from the corpus the first time if there is none."""
-        if self._index is None:
-            loaded = Index.load(self.index_dir)
-            if loaded is None:
-                self.refresh()
-            else:
-                self._index = loaded
-        assert self._index is not None
-        return self._index
+        """The index on disk; built from the corpus the first time if there is none, and
+        reloaded when another process (`python -m copilot index`) has refreshed it."""
+        with self._lock:
+            stamp = _manifest_stamp(self.index_dir)
+            if self._index is None or stamp != self._stamp:
+                self._index = Index.load(self.index_dir)
+                if self._index is None:
+                    self._index, _ = refresh_index(
+                        self.corpus, self.index_dir, self._encoder_factory
+                    )
+                self._stamp = _manifest_stamp(self.index_dir)
+            return self._index
 
     def search(self, query: str, k: int = 4) -> list[Hit]:
         index = self.index
@@ -48,6 +53,14 @@ class Retriever:
         index = self.index
         vectors = self._encoder_factory().encode(queries)
         return [index.search(v, k) for v in vectors]
+
+
+def _manifest_stamp(index_dir: Path) -> tuple[int, int] | None:
+    try:
+        stat = (index_dir / MANIFEST).stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 def to_passage(hit: Hit) -> Passage:

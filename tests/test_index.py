@@ -108,3 +108,14 @@ def test_chunk_ids_from_file_names_with_spaces_still_work_as_citations():
     chunk = chunk_markdown("team notes/On call [v2].md", "# On call\n\n- page the lead\n")[0]
     assert " " not in chunk.chunk_id and "[" not in chunk.chunk_id
     assert cited_ids(f"- page the lead [{chunk.chunk_id}]") == [chunk.chunk_id]
+
+
+def test_a_refresh_by_another_process_is_picked_up_by_a_running_retriever(corpus, tmp_path):
+    from copilot.retriever import Retriever
+
+    index_dir = tmp_path / "index"
+    app = Retriever(corpus, index_dir, get_embedder)  # e.g. the Streamlit server's
+    assert {h.chunk.source for h in app.search("certificate renewal", 4)} == {"disk.md", "dns.md"}
+    write(corpus, "tls.md", "# TLS\n\n## Fix\n1. Renew the certificate with certbot\n")
+    Retriever(corpus, index_dir, get_embedder).refresh()  # e.g. `python -m copilot index`
+    assert app.search("certificate renewal", 1)[0].chunk.source == "tls.md"

@@ -224,3 +224,27 @@ def test_answers_stream_piece_by_piece_and_usage_is_still_recorded(services, ser
         (r["status"], r["prompt_tokens"], r["completion_tokens"]) == ("ok", *TOKENS["execute"])
         for r in rows
     )
+
+
+def test_a_stream_broken_mid_answer_says_so_before_the_offline_answer(services, server):
+    def half_then_error(request: Recorded) -> Behaviour:
+        if purpose_of(request) != "execute":
+            return play_the_model(request)
+        chunk = {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": {"content": "- half an "}}],
+        }
+        events = [chunk, {"error": {"message": "overloaded"}}]
+        body = "".join(f"data: {json.dumps(e)}\n\n" for e in events)
+        return Behaviour(raw_body=body, content_type="text/event-stream")
+
+    server.responder = half_then_error
+    hooks = Streaming()
+    result = services.copilot().run(TASK, hooks=hooks)
+    shown = "".join(hooks.pieces[1])
+    assert shown.startswith("- half an ") and "stopped mid-answer" in shown
+    assert result.steps[0].answer.startswith("- ") and "half an" not in result.steps[0].answer
+    assert result.fallbacks >= 1

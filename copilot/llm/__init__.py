@@ -214,6 +214,7 @@ def _try_stream(
     fallback: bool,
 ) -> str | None:
     started = time.perf_counter()
+    shown = False
     try:
         for item in provider.stream(request):
             if isinstance(item, LLMResponse):
@@ -222,8 +223,11 @@ def _try_stream(
                 )
                 return item.text
             on_text(item)
+            shown = True
     except ProviderError as exc:
         outcome.notes.append(_failed(provider, exc, started, fallback=fallback))
+        if shown:  # the reader saw part of an answer: say why another one follows
+            on_text(f"\n\n_({provider.name} stopped mid-answer; the offline answer follows)_\n\n")
     return None
 
 
