@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from copilot.errors import InputError, NotFound
-from copilot.store import Store, utcnow
+from copilot.store import Store, Transaction, utcnow
 from copilot.tools import Sandbox, ToolOutcome, run_tool
 
 STATUSES = ("pending", "approved", "rejected", "expired")
@@ -114,7 +114,7 @@ def _run_approved(store: Store, sandbox: Sandbox, row: dict[str, Any], user: str
     return outcome
 
 
-def _settle_run(tx: Any, run_id: str) -> None:
+def _settle_run(tx: Transaction, run_id: str) -> None:
     """A run waiting for approvals completes once none of its requests is pending."""
     tx.execute(
         "UPDATE runs SET status = 'completed' WHERE run_id = ? AND status = "
@@ -124,24 +124,48 @@ def _settle_run(tx: Any, run_id: str) -> None:
     )
 
 
-def expire_stale(store: Store, older_than: timedelta = timedelta(hours=24)) -> int:
-    cutoff = utcnow() - older_than
-    with store.transaction() as tx:
-        stale = tx.conn.execute(
-            "SELECT approval_id, run_id FROM approvals WHERE status = 'pending' AND created_at < ?",
-            [cutoff],
-        ).fetchall()
-        for approval_id, run_id in stale:
-            tx.execute(
-                "UPDATE approvals SET status = 'expired', decided_at = ? WHERE approval_id = ?",
-                [utcnow(), approval_id],
-            )
-            tx.audit(
-                actor="runtime",
-                action="approval.expired",
-                run_id=run_id,
-                reason=f"pending for more than {older_than}",
-                detail={"approval_id": approval_id},
-            )
-            _settle_run(tx, run_id)
-    return len(stale)
+def has_pending(tx: Transaction, run_id: str) -> bool:
+    found = tx.conn.execute(
+        "SELECT count(*) FROM approvals WHERE run_id = ? AND status = 'pending'", [run_id]
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def close_pending(
+    tx: Transaction, where: str, params: list[Any], *, status: str, actor: str, note: str
+) -> int:
+    """Close the pending requests matching `where` (SQL over approvals) without running them."""
+    rows = tx.conn.execute(
+        f"SELECT approval_id, run_id, tool FROM approvals WHERE status = 'pending' AND {where}",
+        params,
+    ).fetchall()
+    for approval_id, run_id, tool in rows:
+        tx.execute(
+            "UPDATE approvals SET status = ?, decided_by = ?, decision_note = ?, decided_at = ? "
+            "WHERE approval_id = ?",
+            [status, actor, note, utcnow(), approval_id],
+        )
+        tx.audit(
+            actor=actor,
+            action=f"approval.{status}",
+            run_id=run_id,
+            reason=f"{tool}: {note}",
+            detail={"approval_id": approval_id, "tool": tool},
+        )
+        _settle_run(tx, run_id)
+    return len(rows)
+
+
+EXPIRE_AFTER = timedelta(hours=24)
+
+
+def expire_stale(tx: Transaction, older_than: timedelta = EXPIRE_AFTER) -> int:
+    """Requests nobody decided in time expire, so the queue holds only live work."""
+    return close_pending(
+        tx,
+        "created_at < ?",
+        [utcnow() - older_than],
+        status="expired",
+        actor="runtime",
+        note=f"expired: pending for more than {older_than}",
+    )

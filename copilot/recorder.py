@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from copilot import approvals
 from copilot.llm.base import LLMResponse
 from copilot.store import Store, Transaction, utcnow
 
@@ -100,18 +101,20 @@ class RunRecorder:
         run, or one the reviewer failed, must not leave writes anyone could still approve.
         """
         with self.store.transaction() as tx:
-            if fields.get("status") == "failed" or fields.get("verdict") == "fail":
-                reject_pending(
+            failed = fields.get("status") == "failed"
+            if failed or fields.get("verdict") == "fail":
+                why = "the run failed" if failed else "the reviewer failed the run"
+                approvals.close_pending(
                     tx,
-                    self.run_id,
-                    "the run failed"
-                    if fields.get("status") == "failed"
-                    else "the reviewer failed the run",
+                    "run_id = ?",
+                    [self.run_id],
+                    status="rejected",
+                    actor="reviewer",
+                    note=f"rejected automatically: {why}",
                 )
-            if fields.get("status") != "failed":
-                fields["status"] = (
-                    "awaiting_approval" if has_pending(tx, self.run_id) else ("completed")
-                )
+            if not failed:
+                waiting = approvals.has_pending(tx, self.run_id)
+                fields["status"] = "awaiting_approval" if waiting else "completed"
             sets = ", ".join(f"{k} = ?" for k in fields)
             tx.execute(
                 f"UPDATE runs SET {sets}, finished_at = ? WHERE run_id = ?",
@@ -129,39 +132,14 @@ class RunRecorder:
         return str(fields["status"])
 
 
-def has_pending(tx: Transaction, run_id: str) -> bool:
-    found = tx.conn.execute(
-        "SELECT count(*) FROM approvals WHERE run_id = ? AND status = 'pending'", [run_id]
-    ).fetchone()
-    return bool(found and found[0])
-
-
-def reject_pending(tx: Transaction, run_id: str, why: str) -> None:
-    pending = tx.conn.execute(
-        "SELECT approval_id, tool FROM approvals WHERE run_id = ? AND status = 'pending'",
-        [run_id],
-    ).fetchall()
-    for approval_id, tool in pending:
-        tx.execute(
-            "UPDATE approvals SET status = 'rejected', decided_by = 'reviewer', "
-            "decision_note = ?, decided_at = ? WHERE approval_id = ?",
-            [f"rejected automatically: {why}", utcnow(), approval_id],
-        )
-        tx.audit(
-            actor="reviewer",
-            action="approval.rejected",
-            run_id=run_id,
-            reason=f"{tool} rejected automatically: {why}",
-            detail={"approval_id": approval_id, "tool": tool},
-        )
-
-
 ABANDONED_AFTER = timedelta(hours=1)
 """A run still `running` after this was cut off (process killed, DB locked too long)."""
 
 
 def sweep_abandoned(tx: Transaction) -> None:
-    """Mark runs that can no longer finish as failed, so no run stays `running` forever."""
+    """Mark runs that can no longer finish as failed, so no run stays `running` forever, and
+    expire approval requests nobody decided in time."""
+    approvals.expire_stale(tx)
     cutoff = utcnow() - ABANDONED_AFTER
     stale = tx.conn.execute(
         "SELECT run_id FROM runs WHERE status = 'running' AND created_at < ?", [cutoff]

@@ -286,3 +286,21 @@ def test_a_corrupt_sandbox_becomes_a_recorded_tool_error(services: Services):
         [jira.approval_id],
     )[0]
     assert call["status"] == "error" and "JSONDecodeError" in call["error"]
+
+
+def test_requests_nobody_decided_in_a_day_expire_when_the_next_run_starts(services: Services):
+    from datetime import timedelta
+
+    from copilot.store import utcnow
+
+    old = services.copilot().run(OOM_TASK)
+    with services.store.transaction() as tx:
+        tx.execute(
+            "UPDATE approvals SET created_at = ? WHERE run_id = ?",
+            [utcnow() - timedelta(hours=25), old.run_id],
+        )
+    services.copilot().run("Disk full on the postgres volume")
+    rows = services.store.query("SELECT status FROM approvals WHERE run_id = ?", [old.run_id])
+    assert [r["status"] for r in rows] == ["expired", "expired"]
+    status = services.store.query("SELECT status FROM runs WHERE run_id = ?", [old.run_id])
+    assert status[0]["status"] == "completed"
