@@ -64,17 +64,15 @@ def _claim(store: Store, approval_id: str, status: str, user: str, note: str) ->
             )
         if found[5] != "pending":
             raise InputError(f"Approval {approval_id} is already {found[5]}; nothing to do.")
-        tx.execute(
-            "UPDATE approvals SET status = ?, decided_by = ?, decision_note = ?, "
-            "decided_at = ? WHERE approval_id = ?",
-            [status, user, note, utcnow(), approval_id],
-        )
-        tx.audit(
+        _record(
+            tx,
+            approval_id,
+            found[1],
+            found[3],
+            status=status,
             actor=user,
-            action=f"approval.{status}",
-            run_id=found[1],
+            note=note,
             reason=note or f"{user} {status} {found[3]}",
-            detail={"approval_id": approval_id, "tool": found[3]},
         )
         if status == "rejected":
             _settle_run(tx, found[1])
@@ -140,20 +138,44 @@ def close_pending(
         params,
     ).fetchall()
     for approval_id, run_id, tool in rows:
-        tx.execute(
-            "UPDATE approvals SET status = ?, decided_by = ?, decision_note = ?, decided_at = ? "
-            "WHERE approval_id = ?",
-            [status, actor, note, utcnow(), approval_id],
-        )
-        tx.audit(
+        _record(
+            tx,
+            approval_id,
+            run_id,
+            tool,
+            status=status,
             actor=actor,
-            action=f"approval.{status}",
-            run_id=run_id,
+            note=note,
             reason=f"{tool}: {note}",
-            detail={"approval_id": approval_id, "tool": tool},
         )
         _settle_run(tx, run_id)
     return len(rows)
+
+
+def _record(
+    tx: Transaction,
+    approval_id: str,
+    run_id: str,
+    tool: str,
+    *,
+    status: str,
+    actor: str,
+    note: str,
+    reason: str,
+) -> None:
+    """A decision on one request: the row and its audit event, in the caller's transaction."""
+    tx.execute(
+        "UPDATE approvals SET status = ?, decided_by = ?, decision_note = ?, decided_at = ? "
+        "WHERE approval_id = ?",
+        [status, actor, note, utcnow(), approval_id],
+    )
+    tx.audit(
+        actor=actor,
+        action=f"approval.{status}",
+        run_id=run_id,
+        reason=reason,
+        detail={"approval_id": approval_id, "tool": tool},
+    )
 
 
 EXPIRE_AFTER = timedelta(hours=24)
