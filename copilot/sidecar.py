@@ -98,9 +98,14 @@ def _add_routes(app: FastAPI, store: Store, registry: CollectorRegistry) -> None
 
     @app.get("/metrics/llm/timeseries")
     def timeseries(filters: FiltersDep, interval: IntervalParam = None) -> dict[str, Any]:
-        step = telemetry.resolve_interval(store, filters, interval)
-        series = telemetry.cost_latency_series(store, filters, step)
-        return {**_echo(filters), "interval": step, "series": telemetry.to_records(series)}
+        step, frames = telemetry.read_bucketed(
+            store, filters, interval, lambda s: {"series": telemetry.cost_latency_query(filters, s)}
+        )
+        return {
+            **_echo(filters),
+            "interval": step,
+            "series": telemetry.to_records(frames["series"]),
+        }
 
     @app.get("/metrics/llm/summary")
     def summary(filters: FiltersDep) -> dict[str, Any]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from copilot.approvals import STATUSES
@@ -155,7 +157,12 @@ def choose_interval(span: timedelta) -> str:
 
 def resolve_interval(store: Store, filters: Filters, interval: str | None = None) -> str:
     """The bucket width for a series: the one asked for (checked) or one fitting the range."""
-    span = _span(store, filters)
+    with store.reader() as conn:
+        return _resolve(conn, filters, interval)
+
+
+def _resolve(conn: duckdb.DuckDBPyConnection, filters: Filters, interval: str | None) -> str:
+    span = _span(conn, filters)
     if not interval or not interval.strip():
         return choose_interval(span)
     step = parse_interval(interval)
@@ -167,13 +174,13 @@ def resolve_interval(store: Store, filters: Filters, interval: str | None = None
     return interval.strip()
 
 
-def _span(store: Store, filters: Filters) -> timedelta:
+def _span(conn: duckdb.DuckDBPyConnection, filters: Filters) -> timedelta:
     """The filtered range; an open end is closed by the data (or now) so buckets fit it."""
     start, end = filters.start, filters.end
     if start is None:
         where, params = _usage_where(filters)
-        first = store.query(f"SELECT min(created_at) AS first FROM llm_usage {where}", params)
-        start = first[0]["first"] or utcnow()
+        first = conn.execute(f"SELECT min(created_at) FROM llm_usage {where}", params).fetchone()
+        start = (first[0] if first else None) or utcnow()
     end = end or max(utcnow(), start + timedelta(minutes=1))
     return max(end - start, timedelta(minutes=1))
 
@@ -194,7 +201,30 @@ def run(store: Store, query: Query) -> pd.DataFrame:
 def run_many(store: Store, queries: dict[str, Query]) -> dict[str, pd.DataFrame]:
     """Several queries on one read-only connection: one open instead of one per query."""
     with store.reader() as conn:
-        return {name: conn.execute(q.sql, q.params).df() for name, q in queries.items()}
+        return _run_on(conn, queries)
+
+
+def read_bucketed(
+    store: Store,
+    filters: Filters,
+    interval: str | None,
+    build: Callable[[str], dict[str, Query]],
+) -> tuple[str, dict[str, pd.DataFrame]]:
+    """Choose the bucket width and run the queries built for it, all on one connection
+    (the range lookup used to cost an extra open of the DB)."""
+    with store.reader() as conn:
+        step = _resolve(conn, filters, interval)
+        return step, _run_on(conn, build(step))
+
+
+def _run_on(conn: duckdb.DuckDBPyConnection, queries: dict[str, Query]) -> dict[str, pd.DataFrame]:
+    return {name: conn.execute(q.sql, q.params).df() for name, q in queries.items()}
+
+
+def _median(frame: pd.DataFrame) -> float | None:
+    """The one-row decision median as a float, None when nothing was decided."""
+    value = frame["median_s_to_decision"].iloc[0]
+    return None if pd.isna(value) else float(value)
 
 
 # -- WHERE clauses --------------------------------------------------------------------------
@@ -279,15 +309,12 @@ def tokens_by_model_query(filters: Filters) -> Query:
     )
 
 
-_BREAKDOWN_DIMS = {"provider": "provider", "model": "model", "user": "user_name"}
-
-
 def usage_breakdown_query(filters: Filters, by: tuple[str, ...]) -> Query:
     """Calls, failures, fallbacks, latency percentiles, cost and tokens per group."""
-    unknown = [d for d in by if d not in _BREAKDOWN_DIMS]
+    unknown = [d for d in by if d not in _USAGE_DIMS]
     if unknown or not by:
-        raise InputError(f"Group by one or more of {', '.join(_BREAKDOWN_DIMS)}, not {unknown}.")
-    cols = ", ".join(f"{_BREAKDOWN_DIMS[d]} AS {d}" for d in by)
+        raise InputError(f"Group by one or more of {', '.join(_USAGE_DIMS)}, not {unknown}.")
+    cols = ", ".join(f"{_USAGE_DIMS[d]} AS {d}" for d in by)
     where, params = _usage_where(filters)
     return Query(
         f"SELECT {cols}, count(*) AS calls,"
@@ -404,7 +431,10 @@ def cost_latency_series(
     store: Store, filters: Filters, interval: str | None = None
 ) -> pd.DataFrame:
     """bucket, calls, cost_usd, avg/p95 latency_ms, prompt/completion tokens per bucket."""
-    return run(store, cost_latency_query(filters, resolve_interval(store, filters, interval)))
+    _, frames = read_bucketed(
+        store, filters, interval, lambda step: {"series": cost_latency_query(filters, step)}
+    )
+    return frames["series"]
 
 
 def tokens_by_model(store: Store, filters: Filters) -> pd.DataFrame:
@@ -426,13 +456,15 @@ def approval_summary(store: Store, filters: Filters) -> pd.DataFrame:
 
 
 def median_decision_seconds(store: Store, filters: Filters) -> float | None:
-    value = run(store, decision_median_query(filters))["median_s_to_decision"].iloc[0]
-    return None if pd.isna(value) else float(value)
+    return _median(run(store, decision_median_query(filters)))
 
 
 def reviewer_outcomes(store: Store, filters: Filters, interval: str | None = None) -> pd.DataFrame:
     """bucket, pass, warn, fail, injection_flags: reviewer verdicts over time."""
-    return run(store, reviewer_outcomes_query(filters, resolve_interval(store, filters, interval)))
+    _, frames = read_bucketed(
+        store, filters, interval, lambda step: {"series": reviewer_outcomes_query(filters, step)}
+    )
+    return frames["series"]
 
 
 def review_totals(store: Store, filters: Filters) -> pd.DataFrame:
@@ -476,17 +508,17 @@ def governance_overview(
 ) -> tuple[str, dict[str, pd.DataFrame]]:
     """The bucket width, and approvals, the decision median (one row), reviewer decisions
     and reviewer outcomes over time, read on one connection."""
-    step = resolve_interval(store, filters, interval)
-    frames = run_many(
+    return read_bucketed(
         store,
-        {
+        filters,
+        interval,
+        lambda step: {
             "approvals": approval_summary_query(filters),
             "median": decision_median_query(filters),
             "reviewer_decisions": review_totals_query(filters),
             "reviewer_outcomes": reviewer_outcomes_query(filters, step),
         },
     )
-    return step, frames
 
 
 @dataclass(frozen=True)
@@ -503,10 +535,11 @@ class Dashboard:
 
 
 def dashboard(store: Store, filters: Filters, interval: str | None = None) -> Dashboard:
-    step = resolve_interval(store, filters, interval)
-    frames = run_many(
+    step, frames = read_bucketed(
         store,
-        {
+        filters,
+        interval,
+        lambda step: {
             "cost_latency": cost_latency_query(filters, step),
             "tokens_by_model": tokens_by_model_query(filters),
             "approvals": approval_summary_query(filters),
@@ -515,10 +548,8 @@ def dashboard(store: Store, filters: Filters, interval: str | None = None) -> Da
             "provider_snapshot": usage_breakdown_query(filters, ("provider", "model")),
         },
     )
-    median = frames.pop("median")["median_s_to_decision"].iloc[0]
-    return Dashboard(
-        interval=step, median_s_to_decision=None if pd.isna(median) else float(median), **frames
-    )
+    median = _median(frames.pop("median"))
+    return Dashboard(interval=step, median_s_to_decision=median, **frames)
 
 
 @dataclass(frozen=True)
