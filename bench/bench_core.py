@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from copilot.config import Settings  # noqa: E402
 from copilot.embeddings import get_embedder  # noqa: E402
 from copilot.service import Services  # noqa: E402
-from tests.e2e.servers import free_port, wait_http  # noqa: E402
+from tests.e2e.servers import free_port, streamlit_command, wait_http  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -128,17 +128,7 @@ def bench_streamlit_memory(home: Path) -> None:
     port = free_port()
     env = {**os.environ, "COPILOT_HOME": str(home), "COPILOT_CORPUS": str(REPO / "corpus")}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO / "streamlit_app.py"),
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-        ],
+        streamlit_command(port),
         cwd=home,
         env=env,
         stdout=subprocess.DEVNULL,

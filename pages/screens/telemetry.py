@@ -92,6 +92,19 @@ def download(frame: pd.DataFrame, name: str) -> None:
     )
 
 
+def show(fig: go.Figure, frame: pd.DataFrame, name: str) -> None:
+    """A panel's chart and the CSV of exactly the data it draws."""
+    st.plotly_chart(fig, key=f"chart-{name}")
+    download(frame, name)
+
+
+def dual_axis(left: str, right: str) -> go.Figure:
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.update_yaxes(title_text=left, secondary_y=False)
+    fig.update_yaxes(title_text=right, secondary_y=True)
+    return fig
+
+
 def empty(what: str) -> None:
     st.info(f"{what} {HOW_TO}", icon=":material/query_stats:")
 
@@ -100,16 +113,13 @@ def cost_latency_panel(frame: pd.DataFrame, interval: str) -> None:
     st.subheader("LLM cost vs latency")
     if frame.empty:
         return empty("No LLM calls in this range.")
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig = dual_axis("USD", "ms")
     fig.add_trace(go.Bar(x=frame["bucket"], y=frame["cost_usd"], name="cost (USD)"))
     for column, label in (("avg_latency_ms", "avg latency"), ("p95_latency_ms", "p95 latency")):
         line = go.Scatter(x=frame["bucket"], y=frame[column], name=f"{label} (ms)", mode="lines")
         fig.add_trace(line, secondary_y=True)
-    fig.update_yaxes(title_text="USD", secondary_y=False)
-    fig.update_yaxes(title_text="ms", secondary_y=True)
     fig.update_layout(xaxis_title=f"UTC, {interval} buckets", legend_orientation="h")
-    st.plotly_chart(fig, key="chart-cost-latency")
-    download(frame, "llm_cost_latency")
+    show(fig, frame, "llm_cost_latency")
 
 
 def tokens_panel(frame: pd.DataFrame) -> None:
@@ -124,8 +134,7 @@ def tokens_panel(frame: pd.DataFrame) -> None:
         ]
     )
     fig.update_layout(barmode="group", yaxis_title="tokens", legend_orientation="h")
-    st.plotly_chart(fig, key="chart-tokens")
-    download(frame, "tokens_by_model")
+    show(fig, frame, "tokens_by_model")
 
 
 def approvals_panel(frame: pd.DataFrame, median_s: float | None) -> None:
@@ -143,8 +152,7 @@ def approvals_panel(frame: pd.DataFrame, median_s: float | None) -> None:
     )
     fig = go.Figure(go.Bar(x=frame["status"], y=frame["approvals"], name="requests"))
     fig.update_layout(yaxis_title="requests")
-    st.plotly_chart(fig, key="chart-approvals")
-    download(frame, "approvals_by_status")
+    show(fig, frame, "approvals_by_status")
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -159,17 +167,14 @@ def reviewer_panel(frame: pd.DataFrame) -> None:
     st.subheader("Reviewer outcomes")
     if frame.empty:
         return empty("No reviewer verdicts in this range.")
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig = dual_axis("runs", "flags")
     for verdict, colour in VERDICT_COLOURS.items():
         bar = go.Bar(x=frame["bucket"], y=frame[verdict], name=verdict, marker_color=colour)
         fig.add_trace(bar)
     flags = go.Scatter(x=frame["bucket"], y=frame["injection_flags"], name="injection flags")
     fig.add_trace(flags, secondary_y=True)
     fig.update_layout(barmode="stack", legend_orientation="h")
-    fig.update_yaxes(title_text="runs", secondary_y=False)
-    fig.update_yaxes(title_text="flags", secondary_y=True)
-    st.plotly_chart(fig, key="chart-reviewer")
-    download(frame, "reviewer_outcomes")
+    show(fig, frame, "reviewer_outcomes")
 
 
 def provider_panel(frame: pd.DataFrame) -> None:
@@ -182,8 +187,7 @@ def provider_panel(frame: pd.DataFrame) -> None:
         [go.Bar(x=labels, y=frame[c], name=c) for c in ("calls", "failures", "fallbacks")]
     )
     fig.update_layout(barmode="group", legend_orientation="h")
-    st.plotly_chart(fig, key="chart-providers")
-    download(frame, "provider_snapshot")
+    show(fig, frame, "provider_snapshot")
 
 
 def headline(frame: pd.DataFrame) -> None:

@@ -38,6 +38,23 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> N
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
+def streamlit_command(port: int) -> list[str]:
+    """The app as `make run` starts it, on a loopback port (also used by the benchmark)."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO / "streamlit_app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+    ]
+
+
 @dataclass
 class Stack:
     app_url: str
@@ -57,19 +74,7 @@ def running_stack(home: Path, log_dir: Path) -> Iterator[Stack]:
     }
     app_port, side_port = free_port(), free_port()
     commands = {
-        "app": [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO / "streamlit_app.py"),
-            "--server.port",
-            str(app_port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
+        "app": streamlit_command(app_port),
         "sidecar": [
             sys.executable,
             "-m",
