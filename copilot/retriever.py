@@ -25,7 +25,7 @@ class Retriever:
     def refresh(self) -> RefreshReport:
         with self._lock:
             self._index, report = refresh_index(self.corpus, self.index_dir, self._encoder_factory)
-            self._stamp = _manifest_stamp(self.index_dir)
+            self._stamp = manifest_stamp(self.index_dir)
         return report
 
     @property
@@ -33,14 +33,14 @@ class Retriever:
         """The index on disk; built from the corpus the first time if there is none, and
         reloaded when another process (`python -m copilot index`) has refreshed it."""
         with self._lock:
-            stamp = _manifest_stamp(self.index_dir)
+            stamp = manifest_stamp(self.index_dir)
             if self._index is None or stamp != self._stamp:
                 self._index = Index.load(self.index_dir)
                 if self._index is None:
                     self._index, _ = refresh_index(
                         self.corpus, self.index_dir, self._encoder_factory
                     )
-                self._stamp = _manifest_stamp(self.index_dir)
+                self._stamp = manifest_stamp(self.index_dir)
             return self._index
 
     def search(self, query: str, k: int = 4) -> list[Hit]:
@@ -55,7 +55,7 @@ class Retriever:
         return [index.search(v, k) for v in vectors]
 
 
-def _manifest_stamp(index_dir: Path) -> tuple[int, int] | None:
+def manifest_stamp(index_dir: Path) -> tuple[int, int] | None:
     try:
         stat = (index_dir / MANIFEST).stat()
     except OSError:

@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
 from copilot import ui
 from copilot.index import Index
+from copilot.retriever import manifest_stamp
+
+
+@st.cache_data(show_spinner=False)
+def runbooks(index_dir: str, stamp: tuple[int, int] | None) -> pd.DataFrame | None:
+    """Chunks per runbook; `stamp` (the manifest's mtime and size) keys the cache, so a
+    rerun (each keystroke in the search box) does not re-read the index from disk."""
+    index = Index.load(Path(index_dir))
+    if index is None:
+        return None
+    by_file = pd.DataFrame([{"runbook": c.source, "title": c.title} for c in index.chunks])
+    return by_file.groupby(["runbook", "title"]).size().reset_index(name="chunks")
 
 
 def index_overview() -> None:
-    settings = ui.settings()
-    index = Index.load(settings.index_dir)
-    if index is None:
+    index_dir = ui.settings().index_dir
+    summary = runbooks(str(index_dir), manifest_stamp(index_dir))
+    if summary is None:
         st.warning(
             "The index is not built yet. Click Refresh index, or run `python -m copilot index`.",
             icon=":material/warning:",
         )
         return
-    by_file = pd.DataFrame([{"runbook": c.source, "title": c.title} for c in index.chunks])
-    summary = by_file.groupby(["runbook", "title"]).size().reset_index(name="chunks")
     left, right = st.columns(2)
     left.metric("Runbooks", len(summary))
-    right.metric("Chunks", len(index))
+    right.metric("Chunks", int(summary["chunks"].sum()))
     st.dataframe(summary, hide_index=True, width="stretch")
 
 
