@@ -145,11 +145,8 @@ def approvals_panel(frame: pd.DataFrame, median_s: float | None) -> None:
     columns = st.columns(5)
     for column, status in zip(columns, STATUSES, strict=False):
         column.metric(status.capitalize(), int(counts.get(status, 0)))
-    columns[4].metric(
-        "Median wait",
-        format_seconds(median_s),
-        help="Median time from request to decision (approved or rejected)",
-    )
+    columns[4].metric("Median wait", format_seconds(median_s))
+    st.caption("Median wait: time from request to a person's decision (approved or rejected).")
     fig = go.Figure(go.Bar(x=frame["status"], y=frame["approvals"], name="requests"))
     fig.update_layout(yaxis_title="requests")
     show(fig, frame, "approvals_by_status")
