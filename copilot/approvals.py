@@ -1,22 +1,42 @@
-"""The approval queue: writes the policy held back wait here for a person's decision.
+"""The approval lifecycle, with one owner: this module moves a request through
 
-Approving claims the request in one transaction (so two people cannot both run it), runs the
-tool, then records the outcome in a second one. Expiry turns old pending requests into
-`expired` so the queue does not fill with work nobody will do.
+    pending -> approved | rejected | expired
+
+and every check lives in the transition that makes it (unknown id, already decided, expired
+at claim time, arguments changed since the request, a rejection without a reason). The
+transition also moves the run: the claimed step changes in the run's saved state, an
+approved call is recorded as `started` with its idempotency key in the same transaction as
+the claim, and whoever leaves the run with nothing pending and nothing in flight takes it
+over and advances it (exactly one process does).
 """
 
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from copilot.errors import InputError, NotFound
+from copilot.run.executor import args_digest, call_row
+from copilot.run.journal import finish_call_row, read_state, upsert_step, write_state
+from copilot.run.state import RunState, RunStatus, StepState, StepStatus
+from copilot.run.view import compose_answer
 from copilot.store import Store, Transaction, utcnow
-from copilot.tools import Sandbox, ToolOutcome, run_tool
 
 STATUSES = ("pending", "approved", "rejected", "expired")
+
+
+@dataclass
+class Claim:
+    approval: dict[str, Any]
+    state: RunState
+    takes_over: bool  # this process now owns the run and must advance it
+    refused: str = ""  # set when the claim found the request expired: nothing runs
+
+    @property
+    def step(self) -> StepState:
+        return self.state.step(int(self.approval["step"]))
 
 
 def list_approvals(
@@ -32,162 +52,164 @@ def list_approvals(
     )
 
 
-def decide(
-    store: Store,
-    sandbox: Sandbox,
-    approval_id: str,
-    *,
-    approve: bool,
-    user: str,
-    note: str = "",
-) -> dict[str, Any]:
-    """Approve (and run the tool) or reject a pending request; returns the updated row."""
-    row = _claim(store, approval_id, "approved" if approve else "rejected", user, note)
-    outcome = _run_approved(store, sandbox, row, user) if approve else None
-    updated = store.query("SELECT * FROM approvals WHERE approval_id = ?", [approval_id])[0]
-    updated["tool_status"] = outcome.status if outcome else None
-    updated["tool_error"] = outcome.error if outcome else None
-    return updated
-
-
-def _claim(store: Store, approval_id: str, status: str, user: str, note: str) -> dict[str, Any]:
+def claim(
+    store: Store, approval_id: str, *, approve: bool, user: str, note: str, now: datetime
+) -> Claim:
+    """Decide a pending request in one transaction (exactly once across processes)."""
+    note = note.strip()
+    if not approve and not note:
+        raise InputError("A rejection needs a reason (--reason TEXT); it goes back to the run.")
     with store.transaction() as tx:
-        found = tx.conn.execute(
-            "SELECT approval_id, run_id, step, tool, args_json, status FROM approvals "
-            "WHERE approval_id = ?",
-            [approval_id],
-        ).fetchone()
-        if found is None:
-            raise NotFound(
-                f"No approval request has id {approval_id!r}; list them with "
-                "`python -m copilot approvals` or open the Approvals page."
+        row = _pending(tx, approval_id)
+        state = read_state(tx, row["run_id"])
+        step = state.step(int(row["step"]))
+        if row["expires_at"] is not None and row["expires_at"] <= now:
+            _close(tx, state, step, row, "expired", "runtime", "expired before anyone decided")
+            return Claim(
+                row,
+                state,
+                False,
+                refused=f"Approval {approval_id} expired at "
+                f"{row['expires_at']:%Y-%m-%d %H:%M} UTC; run the task again.",
             )
-        if found[5] != "pending":
-            raise InputError(f"Approval {approval_id} is already {found[5]}; nothing to do.")
-        _record(
-            tx,
-            approval_id,
-            found[1],
-            found[3],
-            status=status,
-            actor=user,
-            note=note,
-            reason=note or f"{user} {status} {found[3]}",
-        )
-        if status == "rejected":
-            _settle_run(tx, found[1])
-    return dict(
-        zip(("approval_id", "run_id", "step", "tool", "args_json", "status"), found, strict=True)
-    )
+        _check_digest(row)
+        status = "approved" if approve else "rejected"
+        _record(tx, row, status=status, actor=user, note=note)
+        step.decided_by, step.note = user, note
+        if approve:
+            step.status, step.key = StepStatus.APPROVED, approval_id
+            tx.insert("tool_calls", call_row(state, step, "started"))
+        else:
+            step.status = StepStatus.REJECTED
+        takes_over = _settle(tx, state, step)
+    return Claim(row, state, takes_over)
 
 
-def _run_approved(store: Store, sandbox: Sandbox, row: dict[str, Any], user: str) -> ToolOutcome:
-    outcome = run_tool(sandbox, row["tool"], json.loads(row["args_json"]))
+def record_result(store: Store, claim: Claim, outcome: Any, flags: list[str]) -> Claim:
+    """The approved call's outcome into its step; the run may now be this process's to go on."""
     with store.transaction() as tx:
-        tx.insert(
-            "tool_calls",
-            {
-                "call_id": uuid.uuid4().hex,
-                "run_id": row["run_id"],
-                "step": row["step"],
-                "tool": row["tool"],
-                "action": "approved call",
-                "args_json": row["args_json"],
-                "status": outcome.status,
-                "result_json": json.dumps(outcome.output) if outcome.output else None,
-                "error": outcome.error,
-                "approval_id": row["approval_id"],
-                "latency_ms": outcome.latency_ms,
-                "created_at": utcnow(),
-            },
-        )
+        state = read_state(tx, claim.state.run_id)
+        step = state.step(int(claim.approval["step"]))
+        apply_outcome(step, outcome)
+        state.flags += flags
+        finish_call_row(tx, str(step.key), outcome)
         tx.audit(
             actor="executor",
             action=f"tool.{outcome.status}",
-            run_id=row["run_id"],
-            reason=outcome.error or f"ran {row['tool']} after approval by {user}",
-            detail={"approval_id": row["approval_id"], "result": outcome.output},
+            run_id=state.run_id,
+            reason=outcome.error or f"ran {step.tool} after approval by {step.decided_by}",
+            detail={"approval_id": step.approval_id, "key": step.key, "result": outcome.output},
         )
-        _settle_run(tx, row["run_id"])
-    return outcome
+        takes_over = _settle(tx, state, step)
+    return Claim(claim.approval, state, takes_over)
 
 
-def _settle_run(tx: Transaction, run_id: str) -> None:
-    """A run waiting for approvals completes once none of its requests is pending."""
+def apply_outcome(step: StepState, outcome: Any) -> None:
+    step.status = StepStatus.DONE if outcome.status == "done" else StepStatus.ERROR
+    step.result = outcome.output
+    if outcome.error:
+        step.detail = outcome.error
+
+
+def _pending(tx: Transaction, approval_id: str) -> dict[str, Any]:
+    cursor = tx.conn.execute("SELECT * FROM approvals WHERE approval_id = ?", [approval_id])
+    found = cursor.fetchone()
+    if found is None:
+        raise NotFound(
+            f"No approval request has id {approval_id!r}; list them with "
+            "`python -m copilot approvals` or open the Approvals page."
+        )
+    row = dict(zip([d[0] for d in cursor.description or []], found, strict=True))
+    if row["status"] != "pending":
+        raise InputError(f"Approval {approval_id} is already {row['status']}; nothing to do.")
+    return row
+
+
+def _check_digest(row: dict[str, Any]) -> None:
+    if not row.get("args_digest"):
+        return  # requested before digests existed
+    digest = args_digest(row["tool"], json.loads(row["args_json"]), row["target"] or "")
+    if digest != row["args_digest"]:
+        raise InputError(
+            f"Approval {row['approval_id']} no longer matches what was requested (its arguments "
+            "changed in the store); nothing ran. Reject it and run the task again."
+        )
+
+
+def _settle(tx: Transaction, state: RunState, step: StepState) -> bool:
+    """Write the step and the run; True when nothing is pending or in flight any more and
+    this transaction therefore hands the run to the caller to advance."""
+    busy = any(s.status in (StepStatus.AWAITING_APPROVAL, StepStatus.APPROVED) for s in state.steps)
+    takes_over = not busy and state.status == RunStatus.AWAITING_APPROVAL
+    if takes_over:
+        state.status = RunStatus.RUNNING
+    state.answer = compose_answer(state.steps)
+    upsert_step(tx, state.run_id, step)
+    write_state(tx, state, owned=takes_over)
+    return takes_over
+
+
+def _record(tx: Transaction, row: dict[str, Any], *, status: str, actor: str, note: str) -> None:
+    """A decision on one request: the row and its audit event, in the caller's transaction."""
     tx.execute(
-        "UPDATE runs SET status = 'completed' WHERE run_id = ? AND status = "
-        "'awaiting_approval' AND NOT EXISTS (SELECT 1 FROM approvals WHERE run_id = ? "
-        "AND status = 'pending')",
-        [run_id, run_id],
+        "UPDATE approvals SET status = ?, decided_by = ?, decision_note = ?, decided_at = ? "
+        "WHERE approval_id = ?",
+        [status, actor, note, utcnow(), row["approval_id"]],
+    )
+    tx.audit(
+        actor=actor,
+        action=f"approval.{status}",
+        run_id=row["run_id"],
+        reason=note or f"{actor} {status} {row['tool']}",
+        detail={"approval_id": row["approval_id"], "tool": row["tool"], "target": row["target"]},
     )
 
 
-def has_pending(tx: Transaction, run_id: str) -> bool:
-    found = tx.conn.execute(
-        "SELECT count(*) FROM approvals WHERE run_id = ? AND status = 'pending'", [run_id]
-    ).fetchone()
-    return bool(found and found[0])
+def _close(
+    tx: Transaction,
+    state: RunState,
+    step: StepState,
+    row: dict[str, Any],
+    status: str,
+    actor: str,
+    note: str,
+) -> None:
+    """Close a request without running it; a run left with nothing pending completes."""
+    _record(tx, row, status=status, actor=actor, note=note)
+    step.status, step.decided_by, step.note = StepStatus(status), actor, note
+    if not state.pending() and state.status == RunStatus.AWAITING_APPROVAL:
+        state.status = RunStatus.COMPLETED
+    state.answer = compose_answer(state.steps)
+    upsert_step(tx, state.run_id, step)
+    write_state(tx, state, owned=False)
 
 
 def close_pending(
     tx: Transaction, where: str, params: list[Any], *, status: str, actor: str, note: str
 ) -> int:
     """Close the pending requests matching `where` (SQL over approvals) without running them."""
-    rows = tx.conn.execute(
-        f"SELECT approval_id, run_id, tool FROM approvals WHERE status = 'pending' AND {where}",
-        params,
-    ).fetchall()
-    for approval_id, run_id, tool in rows:
-        _record(
-            tx,
-            approval_id,
-            run_id,
-            tool,
-            status=status,
-            actor=actor,
-            note=note,
-            reason=f"{tool}: {note}",
-        )
-        _settle_run(tx, run_id)
+    cursor = tx.conn.execute(
+        f"SELECT * FROM approvals WHERE status = 'pending' AND {where}", params
+    )
+    names = [d[0] for d in cursor.description or []]
+    rows = [dict(zip(names, found, strict=True)) for found in cursor.fetchall()]
+    for row in rows:
+        try:
+            state = read_state(tx, row["run_id"])
+        except NotFound:  # a request from before runs were saved: just close it
+            _record(tx, row, status=status, actor=actor, note=note)
+            continue
+        _close(tx, state, state.step(int(row["step"])), row, status, actor, note)
     return len(rows)
 
 
-def _record(
-    tx: Transaction,
-    approval_id: str,
-    run_id: str,
-    tool: str,
-    *,
-    status: str,
-    actor: str,
-    note: str,
-    reason: str,
-) -> None:
-    """A decision on one request: the row and its audit event, in the caller's transaction."""
-    tx.execute(
-        "UPDATE approvals SET status = ?, decided_by = ?, decision_note = ?, decided_at = ? "
-        "WHERE approval_id = ?",
-        [status, actor, note, utcnow(), approval_id],
-    )
-    tx.audit(
-        actor=actor,
-        action=f"approval.{status}",
-        run_id=run_id,
-        reason=reason,
-        detail={"approval_id": approval_id, "tool": tool},
-    )
-
-
-EXPIRE_AFTER = timedelta(hours=24)
-
-
-def expire_stale(tx: Transaction, older_than: timedelta = EXPIRE_AFTER) -> int:
+def expire_stale(tx: Transaction, now: datetime) -> int:
     """Requests nobody decided in time expire, so the queue holds only live work."""
     return close_pending(
         tx,
-        "created_at < ?",
-        [utcnow() - older_than],
+        "expires_at <= ?",
+        [now],
         status="expired",
         actor="runtime",
-        note=f"expired: pending for more than {older_than}",
+        note="expired: nobody decided before the request's expiry",
     )

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from copilot import approvals, export, telemetry
-from copilot.agents import RunResult
 from copilot.config import Settings
 from copilot.errors import CopilotError, InputError
+from copilot.run import runs
+from copilot.run.state import RunState
+from copilot.run.view import as_dict, summary
 from copilot.service import Services
-from copilot.tools import Sandbox
 
 DEMO_TASK = (
     "Pods in checkout are OOMKilled after the last deploy; raise the memory limit "
@@ -42,18 +43,35 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help='batch: read {"q": ...} lines on stdin, write results per line',
     )
-    run = sub.add_parser("run", help="run a governed task")
-    run.add_argument("task", help="the operational task, in quotes")
+    run = sub.add_parser("run", help="run a governed task (or a file of tasks)")
+    run.add_argument("task", nargs="?", help="the operational task, in quotes")
+    run.add_argument(
+        "--file",
+        type=Path,
+        help="batch: one task per line, or JSONL with a 'task' field; one JSON line per run",
+    )
     run.add_argument("--json", action="store_true", help="print JSON")
     run.add_argument("--user", help="who is asking (default: COPILOT_USER)")
+    listing = sub.add_parser(
+        "runs", help="list runs; `runs ID` shows one; `runs resume ID` continues one"
+    )
+    listing.add_argument("target", nargs="*", metavar="[resume] ID", help="a run id")
+    listing.add_argument("--status", choices=runs.STATUSES)
+    listing.add_argument("--user", help="only this user's runs (for resume: who resumes)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("demo", help="run a canned task and print it readably")
     queue = sub.add_parser("approvals", help="list approval requests")
     queue.add_argument("--status", choices=approvals.STATUSES)
+    queue.add_argument("--json", action="store_true", help="print JSON")
     for name in ("approve", "reject"):
-        p = sub.add_parser(name, help=f"{name} a pending request by id")
+        p = sub.add_parser(name, help=f"{name} a pending request by id; the run then goes on")
         p.add_argument("approval_id")
-        p.add_argument("--note", default="")
+        if name == "approve":
+            p.add_argument("--note", default="", help="why (optional)")
+        else:
+            p.add_argument("--reason", dest="note", default="", help="required: why not")
         p.add_argument("--user", help="who decides (default: COPILOT_USER)")
+        p.add_argument("--json", action="store_true", help="print JSON")
     _add_telemetry_commands(sub)
     return parser
 
@@ -66,6 +84,8 @@ def main(
     try:
         overrides = {k: v for k, v in (("corpus", args.corpus), ("home", args.home)) if v}
         services = Services(Settings.load(**overrides))
+        for run_id in services.sweep():
+            print(f"note: run {run_id} was interrupted; `runs resume {run_id}`", file=sys.stderr)
         return COMMANDS[args.command](services, args, stdin or sys.stdin, out)
     except CopilotError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -120,45 +140,111 @@ def _search_jsonl(services: Services, k: int, stdin: TextIO, out: TextIO) -> int
 
 
 def cmd_run(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
-    result = services.copilot().run(args.task, user=args.user)
+    if args.file:
+        return _run_file(services, args, out)
+    if not args.task:
+        raise InputError("Give a task in quotes, or --file TASKS for many.")
+    state = services.engine().start(args.task, user=args.user or services.settings.user)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2, default=str), file=out)
+        print(json.dumps(as_dict(state), indent=2, default=str), file=out)
     else:
-        print(format_run(result), file=out)
-    return 0 if result.verdict != "fail" else 1
+        print(format_run(state), file=out)
+    return 0 if state.verdict != "fail" else 1
+
+
+def _run_file(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    """Many tasks, one process, one model load; a bad line is reported and skipped."""
+    try:
+        lines = args.file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"Cannot read --file {args.file}: {exc}") from None
+    engine, user, failures = services.engine(), args.user or services.settings.user, 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            state = engine.start(runs.task_of_line(line, number), user=user)
+            row = as_dict(state) if args.json else runs.brief(state)
+        except CopilotError as exc:
+            failures += 1
+            row = {"line": number, "error": str(exc)}
+            print(f"error: line {number}: {exc}", file=sys.stderr)
+        out.write(json.dumps(row, default=str) + "\n")
+        out.flush()
+    return 1 if failures else 0
 
 
 def cmd_demo(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
     print(f"Task: {DEMO_TASK}\n", file=out)
-    print(format_run(services.copilot().run(DEMO_TASK, user="demo")), file=out)
+    print(format_run(services.engine().start(DEMO_TASK, user="demo")), file=out)
     return 0
 
 
-def format_run(result: RunResult) -> str:
+def format_run(state: RunState) -> str:
     lines = [
-        f"Run {result.run_id} - {result.status} - provider {result.provider}/{result.model}"
-        f" - cost ${result.cost_usd:.6f}",
-        result.summary,
+        f"Run {state.run_id} - {state.status} - provider {state.provider}/{state.model}"
+        f" - cost ${state.cost:.6f}",
+        summary(state),
         "",
         "Plan:",
     ]
+    for s in state.steps:
+        tool = f": {s.tool}" + (f" on {s.target} ({s.mode})" if s.target else "") if s.tool else ""
+        lines.append(f"  {s.position}. {s.title} [{s.action}{tool}] - {s.status}")
+    lines += ["", "Answer:", state.answer, "", "Citations:"]
     lines += [
-        f"  {s.position}. {s.title} [{s.action}{': ' + s.tool if s.tool else ''}] - {s.status}"
-        for s in result.steps
+        f"  - {c['chunk_id']} ({c['heading']}, score {c['score']})"
+        for c in as_dict(state)["citations"]
     ]
-    lines += ["", "Answer:", result.answer, "", "Citations:"]
-    lines += [f"  - {c['chunk_id']} ({c['heading']}, score {c['score']})" for c in result.citations]
-    lines += ["", f"Reviewer verdict: {result.verdict.upper()}"]
-    lines += [f"  - {r}" for r in result.reasons]
-    pending = [s for s in result.steps if s.approval_id]
+    lines += ["", f"Reviewer verdict: {state.verdict.upper()}"]
+    lines += [f"  - {r}" for r in state.reasons]
+    pending = state.pending()
     if pending:
         lines += ["", "Waiting for approval (python -m copilot approve ID):"]
         lines += [f"  - {s.approval_id}: {s.tool} {json.dumps(s.args)[:100]}" for s in pending]
+    if state.error:
+        lines += ["", f"Error: {state.error}"]
     return "\n".join(lines)
+
+
+def cmd_runs(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    target = list(args.target)
+    if target[:1] == ["resume"]:
+        if len(target) != 2:
+            raise InputError("Usage: python -m copilot runs resume RUN_ID")
+        state = services.engine().resume(target[1])
+        print(json.dumps(as_dict(state), default=str) if args.json else format_run(state), file=out)
+        return 0
+    if len(target) > 1:
+        raise InputError("Give one run id (runs ID), or `runs resume ID`.")
+    if target:
+        detail = runs.show(services.store, target[0])
+        if args.json:
+            print(json.dumps(detail, indent=2, default=str), file=out)
+        else:
+            print(format_run(RunState.from_json(detail["state_json"])), file=out)
+            print(runs.format_approvals(detail["approvals"]), file=out)
+        return 0
+    rows = runs.list_runs(services.store, status=args.status, user=args.user)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str), file=out)
+        return 0
+    if not rows:
+        print("No runs yet. Try: python -m copilot demo", file=out)
+    for r in rows:
+        print(
+            f"{r['run_id']}  {r['status']:<17} {r['user_name']:<10} "
+            f"{r['created_at']:%Y-%m-%d %H:%M}  {runs.one_line(r['task'], 60)}",
+            file=out,
+        )
+    return 0
 
 
 def cmd_approvals(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
     rows = approvals.list_approvals(services.store, args.status)
+    if args.json:
+        print(json.dumps([runs.approval_json(r) for r in rows], indent=2, default=str), file=out)
+        return 0
     if not rows:
         print(
             "No approval requests. Run a task that asks for a write, e.g. python -m copilot demo.",
@@ -175,16 +261,19 @@ def cmd_approvals(services: Services, args: argparse.Namespace, _in: TextIO, out
 
 def _decide(approve: bool) -> Callable[[Services, argparse.Namespace, TextIO, TextIO], int]:
     def command(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
-        row = approvals.decide(
-            services.store,
-            Sandbox(services.settings.home),
+        done = services.engine().decide(
             args.approval_id,
             approve=approve,
             user=args.user or services.settings.user,
             note=args.note,
         )
-        print(f"{row['approval_id']}: {row['status']} by {row['decided_by']}", file=out)
-        return 0
+        step = done.state.step(int(done.approval["step"]))
+        if args.json:
+            print(json.dumps(runs.decided_json(done), indent=2, default=str), file=out)
+        else:
+            print(runs.decided_line(done, step), file=out)
+            print(f"run {done.state.run_id}: {done.state.status} - {summary(done.state)}", file=out)
+        return 0 if done.tool_status in (None, "done") else 1
 
     return command
 
@@ -252,6 +341,7 @@ COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int
     "index": cmd_index,
     "search": cmd_search,
     "run": cmd_run,
+    "runs": cmd_runs,
     "demo": cmd_demo,
     "approvals": cmd_approvals,
     "approve": _decide(True),

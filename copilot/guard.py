@@ -72,7 +72,7 @@ _KEEP = r"\g<keep>"
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), keep + REDACTED)
     for pattern, keep in (
-        (r"sk-[A-Za-z0-9_\-]{16,}", ""),  # OpenAI keys
+        (r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{16,}", ""),  # OpenAI keys, not "disk-full-..."
         (r"gh[pousr]_[A-Za-z0-9]{20,}", ""),  # GitHub tokens
         (r"github_pat_[A-Za-z0-9_]{20,}", ""),
         (r"AKIA[0-9A-Z]{16}", ""),  # AWS access key ids
@@ -84,6 +84,7 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         # key=value, key: value and "key": "value" for secret-sounding keys
         (
             r"(?i)(?P<keep>(?:api[_-]?key|password|passwd|secret|token)[\"']?\s*[=:]\s*[\"']?)"
+            + r"(?!\[REDACTED\])"  # idempotent: redacting twice changes nothing
             + _VALUE
             + "{4,}",
             _KEEP,

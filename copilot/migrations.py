@@ -119,4 +119,35 @@ def m001_initial(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("CREATE INDEX audit_run ON audit_events (run_id)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
+def m002_run_engine(conn: duckdb.DuckDBPyConnection) -> None:
+    """A run is a saved state any process can advance; approvals are bound to what they allow.
+
+    runs.state_json is the engine's RunState (statuses now include interrupted); the owner
+    columns are the lease that tells a live run from one whose process died. Plan steps,
+    approvals and tool calls share one numbering: the plan position (1..N). A tool call is
+    recorded as `started` with its idempotency key before it is made.
+    """
+    for column in (
+        "state_json VARCHAR",
+        "owner_pid INTEGER",
+        "owner_host VARCHAR",
+        "owner_token VARCHAR",
+        "heartbeat_at TIMESTAMP",
+        "updated_at TIMESTAMP",
+    ):
+        conn.execute(f"ALTER TABLE runs ADD COLUMN {column}")
+    for column in (
+        "target VARCHAR",
+        "args_digest VARCHAR",
+        "expires_at TIMESTAMP",
+        "citations_json VARCHAR",
+        "preview_json VARCHAR",
+    ):
+        conn.execute(f"ALTER TABLE approvals ADD COLUMN {column}")
+    conn.execute("ALTER TABLE tool_calls ADD COLUMN idempotency_key VARCHAR")
+    conn.execute("ALTER TABLE tool_calls ADD COLUMN owner_token VARCHAR")
+    conn.execute("CREATE INDEX approvals_run ON approvals (run_id)")
+    conn.execute("CREATE INDEX tool_calls_key ON tool_calls (idempotency_key)")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_run_engine]

@@ -65,4 +65,4 @@ def manifest_stamp(index_dir: Path) -> tuple[int, int] | None:
 
 def to_passage(hit: Hit) -> Passage:
     c = hit.chunk
-    return Passage(c.chunk_id, c.source, c.heading, c.text, hit.score)
+    return Passage(c.chunk_id, c.source, c.heading, c.text, float(hit.score))

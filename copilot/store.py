@@ -6,10 +6,16 @@ transaction and closes it, retrying with backoff while another process holds the
 Inside a process a lock per file serialises connections (DuckDB also refuses two connections
 to one file with different read-only flags in one process). A run batches its writes per
 step, so a step costs one open/commit/close (~30-40 ms) however many rows it writes.
+
+Opening is the expensive part (~20-30 ms; a write on an open connection costs ~2 ms), so a
+write connection lingers for a few milliseconds after its transaction: the next step of a
+run, arriving right after, reuses it. Another process waits at most `LINGER_S`, and never
+more than `MAX_HOLD_S` behind one process's burst of writes.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import random
@@ -18,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,10 @@ GENESIS_HASH = "0" * 64
 # the gaps between another process's back-to-back writes. Measured (make bench) with a writer
 # committing nonstop: read p95 ~110 ms at 10 ms, ~250-370 ms at 50-250 ms.
 MAX_BACKOFF_S = 0.01
+LINGER_S = 0.05
+"""How long an idle write connection stays open for the next transaction of this process."""
+MAX_HOLD_S = 0.25
+"""No connection is reused once it has been open this long: other processes get their turn."""
 
 
 def utcnow() -> datetime:
@@ -149,8 +160,10 @@ class Store:
         redact: Redactor | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        linger_s: float = LINGER_S,
     ) -> None:
         self.path = Path(path).resolve()
+        self.linger_s = linger_s
         self.lock_timeout_s = lock_timeout_s
         self.redact = redact or Redactor()
         self._sleep = sleep
@@ -191,11 +204,21 @@ class Store:
     def _connect(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         with _process_lock(self.path):
             self._ensure_migrated()
-            conn = self._open(read_only=read_only)
+            # A lingering write connection serves reads too: DuckDB refuses a second
+            # connection with another read-only flag in the same process.
+            held = _LINGER.take(self.path)
+            conn = held.conn if held else self._open(read_only=read_only)
+            opened_at = held.opened_at if held else self._clock()
+            ok = False
             try:
                 yield conn
+                ok = True
             finally:
-                conn.close()
+                keep = ok and (held is not None or not read_only) and self.linger_s > 0
+                if keep and self._clock() - opened_at < MAX_HOLD_S:
+                    _LINGER.put(self.path, _Held(conn, opened_at), self.linger_s)
+                else:
+                    conn.close()
 
     def _ensure_migrated(self) -> None:
         if self.path in _MIGRATED and self.path.exists():
@@ -226,6 +249,83 @@ class Store:
             self.lock_waits += 1
             self._sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+@dataclass
+class _Held:
+    conn: duckdb.DuckDBPyConnection
+    opened_at: float
+    close_at: float = 0.0
+
+
+class _Lingering:
+    """Idle write connections per DB file, closed by one daemon thread when their time is up.
+
+    Callers hold the file's process lock while they take or put, and so does the closer:
+    a connection is never closed while in use.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[Path, _Held] = {}
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._guard = threading.Lock()
+
+    def take(self, path: Path) -> _Held | None:
+        with self._guard:
+            return self._held.pop(path, None)
+
+    def put(self, path: Path, held: _Held, linger_s: float) -> None:
+        held.close_at = time.monotonic() + linger_s
+        with self._guard:
+            self._held[path] = held
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="duckdb-linger", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def close_all(self) -> None:
+        for path in list(self._held):
+            with _process_lock(path):
+                held = self.take(path)
+                if held:
+                    held.conn.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._guard:
+                if not self._held:
+                    self._thread = None
+                    return
+                due = min(h.close_at for h in self._held.values())
+            self._wake.wait(max(0.0, due - time.monotonic()))
+            self._wake.clear()
+            for path, held in list(self._held.items()):
+                if held.close_at <= time.monotonic():
+                    self._close_if_due(path)
+
+    def _close_if_due(self, path: Path) -> None:
+        with _process_lock(path):
+            with self._guard:
+                held = self._held.get(path)
+                if held is None or held.close_at > time.monotonic():
+                    return
+                del self._held[path]
+            held.conn.close()
+
+
+_LINGER = _Lingering()
+# Close what lingers before the interpreter tears DuckDB down under it.
+atexit.register(_LINGER.close_all)
+
+
+def release(path: Path) -> None:
+    """Close this process's idle connection to `path` now, so another process can open it."""
+    path = Path(path).resolve()
+    with _process_lock(path):
+        held = _LINGER.take(path)
+        if held:
+            held.conn.close()
 
 
 def _busy_message(path: Path, exc: Exception, waited: float) -> str:

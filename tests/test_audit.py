@@ -3,7 +3,7 @@ from copilot.service import Services
 
 
 def test_chain_verifies_and_detects_an_edited_row(services: Services):
-    services.copilot().run("Disk full on the postgres volume")
+    services.run("Disk full on the postgres volume")
     check = audit.verify_chain(services.store)
     assert check.ok and check.events >= 6 and check.broken_at is None
     first_run_events = audit.events(services.store, limit=1000)
@@ -15,7 +15,7 @@ def test_chain_verifies_and_detects_an_edited_row(services: Services):
 
 
 def test_events_filter_by_run(services: Services):
-    a = services.copilot().run("Disk full on the postgres volume")
-    services.copilot().run("Redis is evicting keys")
+    a = services.run("Disk full on the postgres volume")
+    services.run("Redis is evicting keys")
     rows = audit.events(services.store, a.run_id)
     assert rows and {r["run_id"] for r in rows} == {a.run_id}

@@ -62,6 +62,7 @@ def test_approval_requested_in_chat_is_approved_on_the_approvals_page(app: AppTe
         "Pods in checkout are OOMKilled; raise the limit and open a ticket"
     ).run()
     assert any("wait for approval" in i.value for i in app.info)
+    conversation = app.query_params["c"]
     app.switch_page("pages/screens/approvals.py").run()
     assert not app.exception
     approve = [b for b in app.button if b.label == "Approve"]
@@ -69,7 +70,49 @@ def test_approval_requested_in_chat_is_approved_on_the_approvals_page(app: AppTe
     approve[0].click().run()
     assert not app.exception
     assert len([b for b in app.button if b.label == "Approve"]) == 1
-    assert any("approved" in s.value and "and ran" in s.value for s in app.success)
+    flash = " ".join(s.value for s in app.success)
+    assert "approved by" in flash and "created" in flash
+    # Back in the chat, the same conversation shows the continued run.
+    app.query_params["c"] = conversation
+    app.switch_page("pages/screens/chat.py").run()
+    assert not app.exception
+    assert "1 action done." in texts(app) and "1 action waits for approval." in texts(app)
+
+
+def test_decide_inline_in_the_chat_and_the_run_completes(app: AppTest):
+    app.chat_input[0].set_value(
+        "Pods in checkout are OOMKilled; raise the limit and open a ticket"
+    ).run()
+    for label in ("Approve", "Reject"):
+        button = next(b for b in app.button if b.label == label)
+        if label == "Reject":
+            next(t for t in app.text_input if t.label.startswith("Note")).set_value("CAB first")
+        button.click().run()
+        assert not app.exception
+    body = texts(app)
+    assert "rejected by analyst: CAB first" in body
+    assert "1 action done." in body and "1 action rejected." in body
+    assert not [b for b in app.button if b.label == "Approve"]
+
+
+def test_a_reload_reopens_the_conversation_from_the_store(app: AppTest, settings):
+    app.chat_input[0].set_value("Redis is evicting keys").run()
+    conversation = app.query_params["c"]
+    fresh = AppTest.from_file(APP, default_timeout=120)
+    fresh.query_params["c"] = conversation
+    fresh.run()
+    assert not fresh.exception
+    assert len(fresh.chat_message) == 2
+    assert "redis-memory-eviction.md#" in texts(fresh)
+    labels = [b.label for b in fresh.button]
+    assert "New conversation" in labels and any(label.startswith("Redis") for label in labels)
+
+
+def test_a_huge_task_is_refused_without_echoing_it_back(app: AppTest):
+    app.chat_input[0].set_value("line one of the paste\n" + "y" * 9000).run()
+    shown = " ".join(m.value for m in app.markdown) + " ".join(t.value for t in app.text)
+    assert "y" * 500 not in shown and "y" * 500 not in app.error[0].value
+    assert "limit is 8,000" in app.error[0].value
 
 
 def test_audit_page_shows_verified_chain_and_events(app: AppTest):
@@ -124,16 +167,14 @@ def test_provider_switch_uses_the_chosen_provider_and_never_shows_the_key(
         assert CANARY not in rendered and CANARY[10:] not in rendered
 
 
-def test_a_run_abandoned_by_a_rerun_still_reaches_the_conversation(app: AppTest, settings):
+def test_a_run_finished_elsewhere_joins_its_conversation(app: AppTest, settings):
     from copilot.service import Services
 
-    # What the worker thread leaves behind when the user submits again mid-run.
-    result = Services(settings).copilot().run("Redis is evicting keys")
-    app.session_state["inflight"] = [
-        {"task": "Redis is evicting keys", "result": result, "error": None}
-    ]
+    # What the worker thread leaves behind when the user submits again mid-run: a run of
+    # this conversation saved by another script run.
+    app.run()
+    Services(settings).run("Redis is evicting keys", session_id=app.query_params["c"])
     app.run()
     assert not app.exception
     assert len(app.chat_message) == 2
     assert "redis-memory-eviction.md#" in texts(app)
-    assert app.session_state["inflight"] == []

@@ -2,7 +2,7 @@
 
 The server plays planner, executor and reviewer (it tells them apart by the system prompt)
 and cites the passages it was shown. The run is built exactly as the entry points build it:
-`Services(settings).copilot()`.
+`Services(settings).run(...)`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from copilot.agents import RunHooks
 from copilot.config import Settings
 from copilot.export import export_files
 from copilot.llm.pricing import DEFAULT_PRICES
+from copilot.run.context import RunHooks
 from copilot.service import Services
 from copilot.telemetry import Filters
 from tests.fake_openai import Behaviour, FakeOpenAI, Recorded, ok, status
@@ -115,7 +115,7 @@ def assert_canary_never_stored_or_logged(
 
 
 def test_a_run_records_openai_usage_and_cost(services, server, caplog):
-    result = services.copilot().run(TASK)
+    result = services.run(TASK)
 
     assert result.status == "completed" and result.verdict == "pass"
     assert (result.provider, result.model, result.fallbacks) == ("openai", "gpt-4o-mini", 0)
@@ -130,7 +130,7 @@ def test_a_run_records_openai_usage_and_cost(services, server, caplog):
         expected = (prompt * price["input"] + completion * price["output"]) / 1_000_000
         assert row["cost_usd"] == pytest.approx(expected)
         assert row["attempts"] == 1 and not row["fallback"]
-    assert result.cost_usd == pytest.approx(sum(r["cost_usd"] for r in rows), abs=1e-6)
+    assert result.cost == pytest.approx(sum(r["cost_usd"] for r in rows), abs=1e-6)
     assert len(server.requests) == 4
     assert all(r.headers["authorization"] == f"Bearer {CANARY}" for r in server.requests)
     assert_canary_never_stored_or_logged(services, caplog)
@@ -139,7 +139,7 @@ def test_a_run_records_openai_usage_and_cost(services, server, caplog):
 def test_invalid_json_once_is_repaired(services, server, caplog):
     chatty = "Sure! Here is the plan: step one, check the pods."
     server.script(ok(chatty, 500, 20))
-    result = services.copilot().run(TASK)
+    result = services.run(TASK)
 
     assert result.status == "completed" and result.fallbacks == 0
     plan_requests = [r for r in server.requests if purpose_of(r) == "plan"]
@@ -166,7 +166,7 @@ def test_a_failing_provider_falls_back_to_the_stub_and_the_run_completes(service
         return status(500, headers={"Retry-After": "0"}, message=f"upstream broke for {echoed}")
 
     server.responder = failing
-    result = services.copilot().run(TASK)
+    result = services.run(TASK)
 
     assert result.status == "completed" and result.fallbacks >= 3  # plan, steps, review
     rows = usage(services, result.run_id)
@@ -188,7 +188,7 @@ def test_a_failing_provider_falls_back_to_the_stub_and_the_run_completes(service
 
 def test_a_rejected_key_trips_the_breaker_so_the_server_is_asked_once(services, server, caplog):
     server.responder = lambda request: status(401, message="invalid api key")
-    result = services.copilot().run(TASK)
+    result = services.run(TASK)
 
     assert result.status == "completed" and result.fallbacks >= 3
     assert len(server.requests) == 1  # 401 is not retried, and later steps skip the provider
@@ -212,7 +212,7 @@ class Streaming(RunHooks):
 
 def test_answers_stream_piece_by_piece_and_usage_is_still_recorded(services, server):
     hooks = Streaming()
-    result = services.copilot().run(TASK, hooks=hooks)
+    result = services.run(TASK, hooks=hooks)
 
     execute = [r for r in server.requests if purpose_of(r) == "execute"]
     assert execute and all(r.body.get("stream") is True for r in execute)
@@ -243,7 +243,7 @@ def test_a_stream_broken_mid_answer_says_so_before_the_offline_answer(services, 
 
     server.responder = half_then_error
     hooks = Streaming()
-    result = services.copilot().run(TASK, hooks=hooks)
+    result = services.run(TASK, hooks=hooks)
     shown = "".join(hooks.pieces[1])
     assert shown.startswith("- half an ") and "stopped mid-answer" in shown
     assert result.steps[0].answer.startswith("- ") and "half an" not in result.steps[0].answer

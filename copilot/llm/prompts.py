@@ -81,7 +81,19 @@ def plan_messages(task: str, passages: list[Passage]) -> list[dict[str, str]]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def execute_messages(task: str, step: StepSpec, passages: list[Passage]) -> list[dict[str, str]]:
+def render_tool_results(results: list[tuple[str, str]]) -> str:
+    if not results:
+        return ""
+    blocks = "\n".join(f'<data tool="{tool}">\n{output}\n</data>' for tool, output in results)
+    return f"\n\nResults of the tool steps before this one:\n{blocks}"
+
+
+def execute_messages(
+    task: str,
+    step: StepSpec,
+    passages: list[Passage],
+    tool_results: list[tuple[str, str]] | None = None,
+) -> list[dict[str, str]]:
     # Plain Markdown, not JSON: this reply streams straight into the chat as it is written.
     system = (
         "You are the executor of an operations copilot. Carry out one step of the plan by "
@@ -90,7 +102,10 @@ def execute_messages(task: str, step: StepSpec, passages: list[Passage]) -> list
         f"square brackets, e.g. [runbook.md#mitigation].\n{GUARD}\nReply with the bullet "
         "lines only."
     )
-    user = f"Task:\n{task}\n\nStep: {step.title}\n\nRunbook passages:\n{render_passages(passages)}"
+    user = (
+        f"Task:\n{task}\n\nStep: {step.title}\n\nRunbook passages:\n"
+        f"{render_passages(passages)}{render_tool_results(tool_results or [])}"
+    )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

@@ -2,69 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import streamlit as st
 
 from copilot import approvals, ui
-from copilot.errors import CopilotError
-from copilot.tools import Sandbox
-
-
-def decide(row: dict[str, Any], approve: bool, note: str) -> None:
-    """Decide, then rerun; the outcome is kept for the next run so the rerun cannot wipe it."""
-    services = ui.services()
-    try:
-        updated = approvals.decide(
-            services.store,
-            Sandbox(services.settings.home),
-            row["approval_id"],
-            approve=approve,
-            user=ui.current_user(),
-            note=note,
-        )
-    except CopilotError as exc:
-        st.session_state["flash"] = ("error", str(exc))
-    else:
-        text = f"{updated['tool']} {updated['status']} ({updated['approval_id']})"
-        if updated["tool_error"]:
-            st.session_state["flash"] = (
-                "warning",
-                f"{text}, but the tool failed: {updated['tool_error']}",
-            )
-        else:
-            st.session_state["flash"] = ("success", text + (" and ran" if approve else ""))
-    st.rerun()
-
-
-def show_flash() -> None:
-    kind, text = st.session_state.pop("flash", (None, ""))
-    if kind:
-        {"error": st.error, "warning": st.warning, "success": st.success}[kind](text)
-
-
-def pending_card(row: dict[str, Any]) -> None:
-    with st.container(border=True):
-        st.markdown(f"**{row['tool']}** - {row['action']}")
-        st.caption(
-            f"Request `{row['approval_id']}` - run `{row['run_id']}` - asked by "
-            f"{row['requested_by']} at {row['created_at']:%Y-%m-%d %H:%M} UTC - "
-            f"rule `{row['rule']}`: {row['reason']}"
-        )
-        if row.get("task"):
-            st.caption(f"Task: {row['task'][:300]}")
-        st.code(
-            json.dumps(json.loads(row["args_json"]), indent=2), language="json", wrap_lines=True
-        )
-        note = st.text_input("Note (optional)", key=f"note-{row['approval_id']}")
-        left, right, _ = st.columns([1, 1, 4])
-        if left.button(
-            "Approve", key=f"approve-{row['approval_id']}", type="primary", icon=":material/check:"
-        ):
-            decide(row, True, note)
-        if right.button("Reject", key=f"reject-{row['approval_id']}", icon=":material/close:"):
-            decide(row, False, note)
 
 
 def main() -> None:
@@ -73,7 +13,7 @@ def main() -> None:
         "Tool actions that change GitHub, Jira or the sandbox repo run only after a "
         "person approves them here (or with `python -m copilot approve ID`)."
     )
-    show_flash()
+    ui.show_flash()
     store = ui.services().store
     with ui.user_errors():
         pending = approvals.list_approvals(store, "pending")
@@ -85,7 +25,7 @@ def main() -> None:
                 icon=":material/task_alt:",
             )
         for row in pending:
-            pending_card(row)
+            ui.approval_card(row, key_prefix="queue")
         st.subheader("Decided")
         if decided:
             st.dataframe(

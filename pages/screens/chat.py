@@ -1,19 +1,27 @@
-"""Chat: type an operational task, watch the agents work, read the governed answer."""
+"""Chat: type an operational task, watch the agents work, read the governed answer.
+
+A conversation is the runs that share a session id, read back from the store: it survives a
+reload (its id is in the URL, `?c=...`) and shows a paused run's approval requests inline;
+after a decision here or on the Approvals page, the continued run appears in place.
+"""
 
 from __future__ import annotations
 
 import queue
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import streamlit as st
 
 from copilot import ui
-from copilot.agents import Copilot, RunHooks, RunResult, validate_task
 from copilot.errors import CopilotError
 from copilot.llm.base import CITATION
+from copilot.run import runs
+from copilot.run.context import RunHooks
+from copilot.run.engine import Engine, validate_task
+from copilot.run.state import RunState, RunStatus
+from copilot.run.view import as_dict, plural
 
 BadgeColor = Literal["green", "orange", "red", "gray"]
 VERDICT_COLORS: dict[str, BadgeColor] = {"pass": "green", "warn": "orange", "fail": "red"}
@@ -23,10 +31,11 @@ EXAMPLES = (
     "p95 latency on the payments API is above 800 ms, what do I check first?",
     "The TLS certificate for api.acme.com expires in 3 days",
 )
+Event = tuple[str, Any]
 
 
 class QueueHooks(RunHooks):
-    """Runs in the worker thread: never touches Streamlit, only posts events."""
+    """Runs in worker threads: never touches Streamlit, only posts events."""
 
     streams = True
 
@@ -37,59 +46,38 @@ class QueueHooks(RunHooks):
         self.events.put(("step", (agent, title, status)))
 
     def on_text(self, position: int, delta: str) -> None:
-        self.events.put(("text", delta))
+        self.events.put(("text", (position, delta)))
 
 
-Event = tuple[str, Any]
-
-
-def _work(
-    copilot: Copilot,
-    task: str,
-    kwargs: dict[str, Any],
-    events: queue.Queue[Event],
-    inflight: dict[str, Any],
-) -> None:
+def _work(engine: Engine, task: str, kwargs: dict[str, Any], events: queue.Queue[Event]) -> None:
     try:
-        result = copilot.run(task, hooks=QueueHooks(events), **kwargs)
-        inflight["result"] = result  # survives a rerun that abandons the queue
-        events.put(("done", result))
+        events.put(("done", engine.start(task, hooks=QueueHooks(events), **kwargs)))
     except BaseException as exc:  # handed to the script thread, which shows or re-raises it
-        inflight["error"] = exc
         events.put(("error", exc))
 
 
-def _show_step(box: Any, payload: tuple[str, str, str]) -> None:
-    agent, title, status = payload
-    icon = AGENT_ICONS.get(agent, "")
-    if status == "running":
-        box.update(label=f"{icon} {title}...")
-    else:
-        box.write(f"{icon} **{agent}** - {title} ({status})")
-
-
-def _drain(events: queue.Queue[Event], box: Any) -> RunResult:
-    """Show step events in the status box and stream answer text as it arrives."""
-    pending: Event | None = None
+def _drain(events: queue.Queue[Event], box: Any) -> RunState:
+    """Step events into the status box; each step's text streams into its own place, so
+    steps answered concurrently never mix."""
+    places: dict[int, tuple[Any, list[str]]] = {}
     while True:
-        kind, payload = pending or events.get()
-        pending = None
+        kind, payload = events.get()
         if kind == "done":
             return payload
         if kind == "error":
             raise payload
         if kind == "step":
-            _show_step(box, payload)
+            agent, title, status = payload
+            icon = AGENT_ICONS.get(agent, "")
+            if status == "running":
+                box.update(label=f"{icon} {title}...")
+            else:
+                box.write(f"{icon} **{agent}** - {title} ({status})")
             continue
-
-        def pieces(first: str = payload) -> Iterator[str]:
-            nonlocal pending
-            yield first
-            while (item := events.get())[0] == "text":
-                yield item[1]
-            pending = item  # not text: the loop above handles it
-
-        box.write_stream(pieces())
+        position, delta = payload
+        place, text = places.setdefault(position, (box.empty(), []))
+        text.append(delta)
+        place.markdown(f"**Step {position}**\n\n{quiet_citations(''.join(text))}")
 
 
 def quiet_citations(markdown: str) -> str:
@@ -97,16 +85,33 @@ def quiet_citations(markdown: str) -> str:
     return CITATION.sub(lambda m: f":gray[({m.group(1)})]", markdown)
 
 
+def snippet(text: str, limit: int = 280) -> str:
+    """Runbook text as a quoted plain excerpt cut at a word boundary, never as headings."""
+    flat = " ".join(line.lstrip("#>*- ").strip() for line in text.splitlines() if line.strip())
+    if len(flat) > limit:
+        flat = flat[:limit].rsplit(" ", 1)[0] + " ..."
+    return flat
+
+
 def render_result(result: dict[str, Any]) -> None:
     review = result["review"]
     verdict = review["verdict"]
-    st.badge(
-        f"Reviewer: {verdict.upper()}",
-        color=VERDICT_COLORS.get(verdict, "gray"),
-        icon=":material/verified:" if verdict == "pass" else ":material/report:",
-    )
+    if verdict:
+        st.badge(
+            f"Reviewer: {verdict.upper()}",
+            color=VERDICT_COLORS.get(verdict, "gray"),
+            icon=":material/verified:" if verdict == "pass" else ":material/report:",
+        )
     st.markdown(f"**{result['summary']}**")
-    if verdict != "pass":
+    if result["status"] == RunStatus.FAILED:
+        st.error(f"The run failed: {result['error']}", icon=":material/error:")
+    if result["status"] == RunStatus.INTERRUPTED:
+        st.warning(
+            "This run was interrupted (its process stopped). Continue it with "
+            f"`python -m copilot runs resume {result['run_id']}`.",
+            icon=":material/sync_problem:",
+        )
+    if verdict and verdict != "pass":
         st.warning(
             "The reviewer did not pass this answer: " + "; ".join(review["reasons"][:3]),
             icon=":material/gpp_maybe:",
@@ -115,96 +120,71 @@ def render_result(result: dict[str, Any]) -> None:
     pending = [s for s in result["plan"] if s["status"] == "awaiting_approval"]
     if pending:
         st.info(
-            f"{len(pending)} action(s) wait for approval before they run.",
+            f"{plural(len(pending), 'action')} {'waits' if len(pending) == 1 else 'wait'} "
+            "for approval before running.",
             icon=":material/pending_actions:",
         )
-        st.page_link(
-            "pages/screens/approvals.py",
-            label="Open the approval queue",
-            icon=":material/approval:",
-        )
-    with st.expander(f"Plan ({len(result['plan'])} steps)"):
+        for step in pending:
+            ui.approval_card(ui.approval_row(step["approval_id"]), key_prefix="chat")
+    details(result)
+
+
+def details(result: dict[str, Any]) -> None:
+    review = result["review"]
+    with st.expander(f"Plan ({plural(len(result['plan']), 'step')})"):
         for s in result["plan"]:
             tool = f" - `{s['tool']}`" if s["tool"] else ""
             st.markdown(f"{s['position']}. **{s['title']}**{tool} - _{s['status']}_")
-    with st.expander(f"Citations ({len(result['citations'])} runbook passages)"):
-        for c in result["citations"]:
-            st.markdown(
-                f"**{c['source']}** - {c['heading']}  \n`{c['chunk_id']}` - score {c['score']:.3f}"
-            )
-            st.caption(c["snippet"])
+    cites = result["citations"]
+    with st.expander(f"Citations ({plural(len(cites), 'runbook passage')})"):
+        for c in cites:
+            section = c["heading"].split(" > ")[-1]
+            st.caption(f"{c['source']} - {section} - score {c['score']:.3f}")
+            st.text(snippet(c["snippet"]))
     with st.expander("Reviewer reasons"):
         for reason in review["reasons"]:
-            st.markdown(f"- {reason}")
+            st.text(f"- {reason}")
+    fell_back = result["fallbacks"]
     st.caption(
         f"Run `{result['run_id']}` - {result['provider']}/{result['model']} - "
         f"cost ${result['cost_usd']:.6f}"
-        + (
-            f" - {result['fallbacks']} step(s) fell back to the offline provider"
-            if result["fallbacks"]
-            else ""
-        )
+        + (f" - {plural(fell_back, 'step')} fell back to the offline provider" if fell_back else "")
     )
 
 
-def run_task(task: str, history: list[str]) -> RunResult | None:
+def run_task(task: str, session_id: str, history: list[str]) -> RunState | None:
     """Run one task with live progress; a user error is shown, never a traceback."""
     try:
         task = validate_task(task)
         ui.retriever()  # loads the model once per server process, with a spinner
-        copilot = ui.services().copilot(ui.current_provider())
-        kwargs = {
-            "user": ui.current_user(),
-            "session_id": st.session_state["session_id"],
-            "history": history,
-        }
+        engine = ui.services().engine(ui.current_provider())
+        kwargs = {"user": ui.current_user(), "session_id": session_id, "history": history}
         events: queue.Queue[Event] = queue.Queue()
         # If the user submits again mid-run, Streamlit abandons this script run but the
-        # worker goes on; `inflight` lets the next run pick the answer up (see adopt_inflight).
-        inflight: dict[str, Any] = {"task": task, "result": None, "error": None}
-        st.session_state["inflight"].append(inflight)
-        worker = threading.Thread(
-            target=_work, args=(copilot, task, kwargs, events, inflight), daemon=True
-        )
+        # worker goes on and saves the run; the conversation reads it back from the store.
+        worker = threading.Thread(target=_work, args=(engine, task, kwargs, events), daemon=True)
         with st.status("Starting the agents...", expanded=True) as box:
             worker.start()
-            result = _drain(events, box)
+            state = _drain(events, box)
             box.update(
-                label=f"Done - verdict {result.verdict.upper()}", state="complete", expanded=False
+                label=f"Done - verdict {state.verdict.upper()}", state="complete", expanded=False
             )
-        st.session_state["inflight"].remove(inflight)
-        return result
+        return state
     except CopilotError as exc:
-        st.session_state["inflight"] = [r for r in st.session_state["inflight"] if not r["error"]]
-        st.error(str(exc), icon=":material/error:")
+        st.error(ui.refusal(task, str(exc)), icon=":material/error:")
         return None
 
 
-def remember(task: str, result: RunResult) -> None:
-    st.session_state["messages"] += [
-        {"role": "user", "content": task},
-        {"role": "assistant", "result": result.as_dict()},
-    ]
-
-
-def adopt_inflight() -> None:
-    """Runs whose script run was abandoned: add the finished ones, wait for the rest."""
-    waiting = []
-    for inflight in st.session_state["inflight"]:
-        if inflight["result"] is not None:
-            remember(inflight["task"], inflight["result"])
-        elif inflight["error"] is None:
-            waiting.append(inflight)
-    st.session_state["inflight"] = waiting
-    for inflight in waiting:
-        waiting_for(inflight)
-
-
 @st.fragment(run_every=1)
-def waiting_for(inflight: dict[str, Any]) -> None:
-    st.info(f"Still working on: {inflight['task'][:120]}", icon=":material/hourglass_top:")
-    if inflight["result"] is not None or inflight["error"] is not None:
+def still_working(run_ids: list[str]) -> None:
+    """Runs of this conversation still going (e.g. after a resubmission): redraw when done."""
+    statuses = runs.status_of(ui.services().store, run_ids)
+    if any(s != RunStatus.RUNNING for s in statuses.values()):
         st.rerun(scope="app")
+    st.info(
+        f"Still working on {plural(len(run_ids), 'earlier task')}...",
+        icon=":material/hourglass_top:",
+    )
 
 
 def examples() -> str | None:
@@ -216,6 +196,36 @@ def examples() -> str | None:
     return None
 
 
+def conversation_id() -> str:
+    """The open conversation: from the URL, so a reload reopens it."""
+    session_id = st.query_params.get("c")
+    if not session_id:
+        session_id = uuid.uuid4().hex[:12]
+        st.query_params["c"] = session_id
+    return session_id
+
+
+def sidebar_conversations(current: str) -> None:
+    with st.sidebar:
+        st.divider()
+        if st.button("New conversation", icon=":material/add_comment:", width="stretch"):
+            st.query_params["c"] = uuid.uuid4().hex[:12]
+            st.rerun()
+        past = runs.conversations(ui.services().store, ui.current_user())
+        if past:
+            st.caption("Recent conversations")
+        for c in past:
+            label = runs.one_line(c["first_task"], 38)
+            if st.button(
+                label,
+                key=f"conv-{c['session_id']}",
+                type="primary" if c["session_id"] == current else "tertiary",
+                help=f"{plural(c['runs'], 'task')}, last {c['last_at']:%Y-%m-%d %H:%M} UTC",
+            ):
+                st.query_params["c"] = c["session_id"]
+                st.rerun()
+
+
 def main() -> None:
     st.title("Ops Copilot")
     st.caption(
@@ -224,35 +234,30 @@ def main() -> None:
         "Writes wait for approval."
     )
     ui.warm_model_in_background()
-    state = st.session_state
-    state.setdefault("messages", [])
-    state.setdefault("session_id", uuid.uuid4().hex[:12])
-    state.setdefault("inflight", [])
-    clicked = examples() if not state["messages"] else None
-    if state["messages"] and st.button("New conversation", icon=":material/add_comment:"):
-        state["messages"] = []
-        state["session_id"] = uuid.uuid4().hex[:12]
-        st.rerun()
-    adopt_inflight()
-    for message in state["messages"]:
-        with st.chat_message(message["role"]):
-            if message["role"] == "user":
-                st.markdown(message["content"])
-            else:
-                render_result(message["result"])
+    ui.show_flash()
+    session_id = conversation_id()
+    sidebar_conversations(session_id)
+    with ui.user_errors():
+        past = runs.conversation(ui.services().store, session_id, ui.current_user())
+        clicked = examples() if not past else None
+        for state in past:
+            with st.chat_message("user"):
+                st.text(state.task)
+            if state.status != RunStatus.RUNNING:
+                with st.chat_message("assistant"):
+                    render_result(as_dict(state))
+        if going := [s.run_id for s in past if s.status == RunStatus.RUNNING]:
+            still_working(going)
     task = st.chat_input("Describe an operational task, e.g. 'disk full on db-3, what now?'")
     task = task if task is not None else clicked
     if task is None:
         return
     with st.chat_message("user"):
-        st.markdown(task if task.strip() else "_(empty)_")
-    history = [m["content"] for m in state["messages"] if m["role"] == "user"]
+        st.text(ui.first_line(task) if task.strip() else "(empty)")
     with st.chat_message("assistant"):
-        result = run_task(task, history)
-        if result is not None:
-            render_result(result.as_dict())
-    if result is not None:
-        remember(task, result)
+        done = run_task(task, session_id, [s.task for s in past])
+        if done is not None:
+            render_result(as_dict(done))
 
 
 main()

@@ -1,0 +1,289 @@
+"""The run loop: `state = step(state)`, saved at every boundary, until the run completes or
+must wait for a person. Any process can pick a saved run up again: after an approval
+(`decide`), or after its process died (`resume`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from copilot import approvals
+from copilot.config import MAX_TASK_CHARS
+from copilot.errors import BudgetExceeded, CopilotError, InputError
+from copilot.guard import scan
+from copilot.run import executor, planner, reviewer
+from copilot.run.context import RunContext, RunHooks
+from copilot.run.journal import Batch, Journal, read_state, write_state
+from copilot.run.lease import is_alive
+from copilot.run.state import RunState, RunStatus
+from copilot.store import Transaction, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Decided:
+    """What deciding an approval did: the request, the tool's outcome, the run after it."""
+
+    approval: dict[str, Any]
+    status: str
+    state: RunState
+    tool_status: str | None = None
+    tool_error: str | None = None
+
+
+def validate_task(task: str) -> str:
+    cleaned = (task or "").strip()
+    if not cleaned:
+        raise InputError(
+            "The task is empty; describe what you need, e.g. "
+            "'pods in checkout are OOMKilled, raise the limit and open a ticket'."
+        )
+    if len(cleaned) > MAX_TASK_CHARS:
+        raise InputError(
+            f"The task is {len(cleaned):,} characters; the limit is "
+            f"{MAX_TASK_CHARS:,}. Shorten it or split it into several tasks."
+        )
+    return cleaned
+
+
+class Engine:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.journal = Journal(ctx.store)
+
+    # starting ---------------------------------------------------------------------------
+    def start(
+        self,
+        task: str,
+        *,
+        user: str,
+        session_id: str = "",
+        history: list[str] | None = None,
+        hooks: RunHooks | None = None,
+    ) -> RunState:
+        task = validate_task(task)
+        self.check_budget()
+        hooks = hooks or RunHooks()
+        primary = self.ctx.models.primary
+        state = RunState(
+            run_id=uuid.uuid4().hex[:12],
+            task=task,
+            user=user,
+            session_id=session_id,
+            provider=primary.name,
+            model=primary.model,
+            query=planner.retrieval_query(task, history or []),
+        )
+        created = False
+        try:
+            batch = Batch()
+            planner.retrieve(self.ctx, state, batch, hooks)
+            planner.plan(self.ctx, state, batch, hooks)
+            self.journal.create(state, batch)
+            created = True
+            return self.advance(state, hooks)
+        except BaseException as exc:
+            self._fail(state, exc, created)
+            raise
+
+    def check_budget(self) -> None:
+        settings, models = self.ctx.settings, self.ctx.models
+        if not settings.budget_usd or models.primary.name == "stub":
+            return  # the offline provider costs nothing, so it stays available over budget
+        spent = self.ctx.store.query(
+            "SELECT coalesce(sum(cost_usd), 0) AS spent FROM llm_usage "
+            "WHERE created_at >= date_trunc('day', ?::TIMESTAMP)",
+            [utcnow()],
+        )[0]["spent"]
+        if spent >= settings.budget_usd:
+            raise BudgetExceeded(
+                f"Today's LLM spend ${spent:.4f} has reached COPILOT_BUDGET_USD="
+                f"{settings.budget_usd}; raise the budget or switch to LLM_PROVIDER=stub."
+            )
+
+    # the loop ---------------------------------------------------------------------------
+    def advance(self, state: RunState, hooks: RunHooks | None = None) -> RunState:
+        """Run waves until the plan is done or waits for a person; review; save."""
+        hooks = hooks or RunHooks()
+        try:
+            batch = Batch()
+            while wave := executor.next_wave(state):
+                batch = executor.run_wave(self.ctx, state, wave, hooks)
+                if executor.next_wave(state):
+                    self.journal.save(state, batch)  # a boundary with more to come
+                    batch = Batch()
+            reviewer.review(self.ctx, state, batch, hooks)
+            state.status = RunStatus.AWAITING_APPROVAL if state.pending() else RunStatus.COMPLETED
+            self.journal.save(state, batch)
+            return state
+        except BaseException as exc:
+            self._fail(state, exc, True)
+            raise
+
+    def _fail(self, state: RunState, exc: BaseException, created: bool) -> None:
+        state.status, state.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        try:
+            with self.ctx.store.transaction() as tx:
+                if not created:
+                    self.journal.create_in(tx, state)
+                write_state(tx, state, owned=False)
+                approvals.close_pending(
+                    tx,
+                    "run_id = ?",
+                    [state.run_id],
+                    status="rejected",
+                    actor="runtime",
+                    note="rejected automatically: the run failed",
+                )
+                tx.audit(
+                    actor="runtime",
+                    action="run.failed",
+                    run_id=state.run_id,
+                    reason=state.error[:500],
+                )
+        except CopilotError:  # e.g. the DB is still locked: the first error is the news
+            log.warning("could not mark run %s as failed", state.run_id, exc_info=True)
+
+    # approvals --------------------------------------------------------------------------
+    def decide(
+        self,
+        approval_id: str,
+        *,
+        approve: bool,
+        user: str,
+        note: str = "",
+        hooks: RunHooks | None = None,
+    ) -> Decided:
+        """Approve (run the call exactly once) or reject; then the run goes on, here."""
+        found = approvals.claim(
+            self.ctx.store, approval_id, approve=approve, user=user, note=note, now=self.ctx.clock()
+        )
+        if found.refused:
+            raise InputError(found.refused)
+        outcome = None
+        if approve:
+            outcome = self._call(found.state, found.step.position)
+            flags = self._scan_output(found.step.tool, outcome)
+            found = approvals.record_result(self.ctx.store, found, outcome, flags)
+        state = found.state
+        if found.takes_over:
+            state = self.advance(self.journal.load(state.run_id), hooks)
+        return Decided(
+            found.approval,
+            "approved" if approve else "rejected",
+            state,
+            outcome.status if outcome else None,
+            outcome.error if outcome else None,
+        )
+
+    def _call(self, state: RunState, position: int) -> Any:
+        step = state.step(position)
+        return self.ctx.tools.call(step.tool, step.args, key=step.key)
+
+    def _scan_output(self, tool: str, outcome: Any) -> list[str]:
+        if outcome.output is None:
+            return []
+        clean = self.ctx.store.redact(json.dumps(outcome.output, default=str)) or ""
+        return [f.describe() for f in scan(clean, f"tool {tool}")]
+
+    # recovery ---------------------------------------------------------------------------
+    def resume(self, run_id: str, hooks: RunHooks | None = None) -> RunState:
+        """Continue an interrupted run from its last saved boundary. A call that was cut off
+        is looked up by its idempotency key first: recorded if it reached the far side,
+        made (with the same key) if not — never lost, never doubled."""
+        state, cut_off = self._take_interrupted(run_id)
+        batch = Batch()
+        for key, position in cut_off:
+            step = state.step(position)
+            step.key = key
+            existing = self.ctx.tools.lookup(step.tool, step.args, key)
+            outcome = _Found(existing) if existing is not None else self._call(state, position)
+            approvals.apply_outcome(step, outcome)
+            state.flags += self._scan_output(step.tool, outcome)
+            batch.finished_calls.append((key, outcome))
+            batch.steps.append(step)
+            batch.audit(
+                "runtime",
+                "tool.recovered" if existing is not None else f"tool.{outcome.status}",
+                f"{step.tool} after an interruption: "
+                + ("found what the first attempt created" if existing else "made the call"),
+                key=key,
+                position=position,
+            )
+        self.journal.save(state, batch)
+        return self.advance(state, hooks)
+
+    def _take_interrupted(self, run_id: str) -> tuple[RunState, list[tuple[str, int]]]:
+        with self.ctx.store.transaction() as tx:
+            state = read_state(tx, run_id)
+            if state.status != RunStatus.INTERRUPTED:
+                raise InputError(
+                    f"Run {run_id} is {state.status}; only interrupted runs resume "
+                    "(see `python -m copilot runs --status interrupted`)."
+                )
+            cut_off = [
+                (str(key), int(position))
+                for key, position in tx.conn.execute(
+                    "SELECT idempotency_key, step FROM tool_calls WHERE run_id = ? AND "
+                    "status = 'started' ORDER BY step",
+                    [run_id],
+                ).fetchall()
+            ]
+            state.status = RunStatus.RUNNING
+            write_state(tx, state, owned=True)
+            tx.audit(
+                actor="runtime",
+                action="run.resumed",
+                run_id=run_id,
+                reason=f"resumed after an interruption; {len(cut_off)} cut-off call(s) to settle",
+            )
+        return state, cut_off
+
+
+@dataclass
+class _Found:
+    """A lookup hit stands in for the call's outcome: the object exists, made once."""
+
+    output: dict[str, Any]
+    status: str = "done"
+    error: str | None = None
+    latency_ms: float = 0.0
+
+
+def sweep(tx: Transaction) -> list[str]:
+    """Runs whose owner died become `interrupted`; requests past their expiry expire.
+
+    Called when any entry point starts (app, CLI, sidecar)."""
+    now = utcnow()
+    approvals.expire_stale(tx, now)
+    candidates = tx.conn.execute(
+        "SELECT run_id, owner_token, heartbeat_at FROM runs WHERE status = 'running' "
+        "UNION SELECT c.run_id, c.owner_token, r.heartbeat_at FROM tool_calls c JOIN runs r "
+        "USING (run_id) WHERE c.status = 'started' AND r.status = 'awaiting_approval'"
+    ).fetchall()
+    interrupted = []
+    for run_id, token, heartbeat in candidates:
+        if run_id in interrupted or is_alive(token, heartbeat, now):
+            continue
+        try:
+            state = read_state(tx, run_id)
+        except CopilotError:  # from before runs were saved: it can only be closed
+            tx.execute(
+                "UPDATE runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?",
+                ["abandoned: the run never finished and cannot be resumed", now, run_id],
+            )
+            continue
+        state.status = RunStatus.INTERRUPTED
+        write_state(tx, state, owned=False)
+        tx.audit(
+            actor="runtime",
+            action="run.interrupted",
+            run_id=run_id,
+            reason="its process stopped mid-run; `python -m copilot runs resume ID` continues it",
+        )
+        interrupted.append(run_id)
+    return interrupted

@@ -1,0 +1,80 @@
+"""The first boundary of a run: find the runbook passages, then plan the steps."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from copilot.guard import scan
+from copilot.llm import prompts
+from copilot.llm.base import LLMRequest
+from copilot.retriever import to_passage
+from copilot.run.calls import llm
+from copilot.run.context import RunContext, RunHooks
+from copilot.run.journal import Batch
+from copilot.run.state import RunState, StepState
+from copilot.run.view import plural
+
+
+def retrieval_query(task: str, history: list[str]) -> str:
+    """A follow-up keeps the subject of the previous task."""
+    return "\n".join([*history[-1:], task])
+
+
+def retrieve(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> None:
+    hooks.on_step("retriever", "Searching the runbooks", "running")
+    # The planner sees twice the usual passages so it can cover every stage of a runbook.
+    hits = ctx.retriever.search(state.query, ctx.settings.top_k * 2)
+    state.passages = {h.chunk.chunk_id: to_passage(h) for h in hits}
+    flags = scan(state.task, "task")
+    for p in state.passages.values():
+        flags += scan(p.text, f"passage {p.chunk_id}")
+    state.flags += [f.describe() for f in flags]
+    batch.audit(
+        "retriever",
+        "retriever.search",
+        f"top {len(hits)} passages by cosine similarity to the task",
+        chunk_ids=list(state.passages),
+        flags=state.flags,
+    )
+    hooks.on_step("retriever", f"Found {len(hits)} runbook passages", "done")
+
+
+def plan(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> None:
+    hooks.on_step("planner", "Planning the steps", "running")
+    passages = list(state.passages.values())
+    request = LLMRequest(
+        "plan",
+        state.task,
+        passages,
+        prompts.plan_messages(state.task, passages),
+        schema=prompts.PLAN_SCHEMA,
+    )
+    data = llm(ctx, state, batch, request)
+    state.steps = [_step(ctx, position, raw) for position, raw in enumerate(data["steps"], 1)]
+    batch.audit(
+        "planner",
+        "planner.plan",
+        f"planned {len(state.steps)} steps from the runbooks",
+        steps=[s.title for s in state.steps],
+    )
+    hooks.on_step("planner", f"Planned {plural(len(state.steps), 'step')}", "done")
+
+
+def _step(ctx: RunContext, position: int, raw: dict[str, Any]) -> StepState:
+    step = StepState(
+        position=position,
+        title=str(raw["title"]),
+        action=str(raw["action"]),
+        citations=[str(c) for c in raw.get("citations") or ()],
+    )
+    if step.action == "tool":
+        step.tool = str(raw.get("tool", ""))
+        # Redacted now, on the way in: the approver approves, the digest binds and the tool
+        # receives exactly what is stored.
+        args = json.dumps(dict(raw.get("args") or {}), sort_keys=True)
+        step.args = json.loads(ctx.store.redact(args) or "{}")
+        step.writes = bool(ctx.tools.writes(step.tool))
+        step.target = ctx.tools.target(step.tool, step.args)
+        step.mode = ctx.tools.mode(step.tool)
+    return step

@@ -1,0 +1,85 @@
+"""The last step of every wave sequence: compose the answer and judge it.
+
+Rules first (each answer step cites passages retrieved for it; injection signals fail the
+run), then the model's own view; the worse verdict wins. A failed review rejects the run's
+pending writes: nobody should approve what the reviewer refused.
+"""
+
+from __future__ import annotations
+
+from copilot.llm import prompts
+from copilot.llm.base import LLMRequest
+from copilot.run.calls import llm
+from copilot.run.context import RunContext, RunHooks
+from copilot.run.journal import Batch
+from copilot.run.state import RunState, StepStatus
+from copilot.run.view import compose_answer
+
+_RANK = {"pass": 0, "warn": 1, "fail": 2}
+
+
+def review(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> None:
+    hooks.on_step("reviewer", "Reviewing citations and injection signals", "running")
+    state.answer = compose_answer(state.steps)
+    passages = list(state.passages.values())
+    request = LLMRequest(
+        "review",
+        state.task,
+        passages,
+        prompts.review_messages(state.task, state.answer, passages),
+        draft=state.answer,
+        schema=prompts.REVIEW_SCHEMA,
+    )
+    model_view = llm(ctx, state, batch, request)
+    verdict, reasons = review_rules(state)
+    verdict = _worst(verdict, str(model_view.get("verdict", "pass")))
+    reasons += [f"model reviewer: {r}" for r in model_view.get("reasons", [])]
+    if verdict == "fail":
+        _reject_pending(state, batch)
+        state.answer = compose_answer(state.steps)
+    state.verdict, state.reasons = verdict, reasons
+    state.reviews += 1
+    batch.audit("reviewer", "reviewer.verdict", "; ".join(reasons), verdict=verdict)
+    batch.review = {"verdict": verdict, "reasons": reasons, "flags": len(state.flags)}
+    hooks.on_step("reviewer", f"Verdict: {verdict}", "done")
+
+
+def _reject_pending(state: RunState, batch: Batch) -> None:
+    """Requests this boundary created are written already rejected: never approvable."""
+    note = "rejected automatically: the reviewer failed the run"
+    for step in state.steps:
+        if step.status != StepStatus.AWAITING_APPROVAL:
+            continue
+        for row in batch.rows.get("approvals", []):
+            if row["approval_id"] == step.approval_id:
+                row.update(status="rejected", decided_by="reviewer", decision_note=note)
+                row["decided_at"] = row["created_at"]
+        step.status, step.decided_by, step.note = StepStatus.REJECTED, "reviewer", note
+        batch.steps.append(step)
+        batch.audit("reviewer", "approval.rejected", note, approval_id=step.approval_id)
+
+
+def review_rules(state: RunState) -> tuple[str, list[str]]:
+    """Answer steps cite what was retrieved for them; injection fails the run."""
+    reasons: list[str] = []
+    failed = False
+    for s in state.steps:
+        if s.action != "answer" or s.status != StepStatus.DONE:
+            continue
+        real = [c for c in s.citations if c in state.step_retrieved.get(s.position, [])]
+        if not real:
+            failed = True
+            reasons.append(f"step {s.position} cites no passage retrieved for it")
+    if state.flags:
+        failed = True
+        reasons += state.flags[:5]
+    if not failed:
+        answered = sum(1 for s in state.steps if s.action == "answer")
+        reasons.append(
+            f"all {answered} answer steps cite passages retrieved for them; no injection signals"
+        )
+    return ("fail" if failed else "pass"), reasons
+
+
+def _worst(a: str, b: str) -> str:
+    return max(a, b, key=lambda v: _RANK.get(v, 2))

@@ -1,0 +1,110 @@
+"""The durable state of one run: everything needed to continue it in another process.
+
+It serialises to JSON (`runs.state_json`) at every step boundary. Plan steps are numbered
+1..N, and that position is the step's id everywhere: steps, approvals and tool calls.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from copilot.llm.base import Passage
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class StepStatus(StrEnum):
+    PLANNED = "planned"
+    DONE = "done"
+    ERROR = "error"
+    DENIED = "denied"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"  # decided; the call is being made (or was cut off while made)
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+# A step in one of these states will not change any more.
+FINAL_STEP = frozenset(
+    {StepStatus.DONE, StepStatus.ERROR, StepStatus.DENIED, StepStatus.REJECTED, StepStatus.EXPIRED}
+)
+
+
+@dataclass
+class StepState:
+    position: int
+    title: str
+    action: str  # "answer" | "tool"
+    citations: list[str] = field(default_factory=list)
+    tool: str = ""
+    args: dict[str, Any] = field(default_factory=dict)
+    status: str = StepStatus.PLANNED
+    answer: str = ""
+    detail: str = ""
+    approval_id: str | None = None
+    key: str | None = None  # idempotency key of the external write
+    result: dict[str, Any] | None = None
+    decided_by: str | None = None
+    note: str = ""
+    writes: bool = False
+    target: str = ""
+    mode: str = ""  # live | sandbox, for tool steps
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STEP
+
+
+@dataclass
+class RunState:
+    run_id: str
+    task: str
+    user: str
+    session_id: str = ""
+    provider: str = ""
+    model: str = ""
+    status: str = RunStatus.RUNNING
+    query: str = ""
+    passages: dict[str, Passage] = field(default_factory=dict)
+    step_retrieved: dict[int, list[str]] = field(default_factory=dict)
+    steps: list[StepState] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    cost: float = 0.0
+    fallbacks: int = 0
+    answer: str = ""
+    verdict: str = ""
+    reasons: list[str] = field(default_factory=list)
+    error: str = ""
+    reviews: int = 0
+
+    def step(self, position: int) -> StepState:
+        return self.steps[position - 1]
+
+    @property
+    def planned(self) -> bool:
+        return bool(self.steps)
+
+    def pending(self) -> list[StepState]:
+        return [s for s in self.steps if s.status == StepStatus.AWAITING_APPROVAL]
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["step_retrieved"] = {str(k): v for k, v in self.step_retrieved.items()}
+        return json.dumps(data, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunState:
+        data = json.loads(text)
+        data["passages"] = {k: Passage(**v) for k, v in data["passages"].items()}
+        data["steps"] = [StepState(**s) for s in data["steps"]]
+        data["step_retrieved"] = {int(k): v for k, v in data["step_retrieved"].items()}
+        return cls(**data)
