@@ -1,4 +1,4 @@
-from copilot import audit
+from copilot.governance import audit
 from copilot.service import Services
 
 
