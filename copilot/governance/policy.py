@@ -129,7 +129,10 @@ class Policy:
         environment: str = "default",
     ) -> Decision:
         """May `user` (in `role`) run `tool` on `target` now, after approval, or never?"""
-        known = tool not in _GROUPS and (self._tools is None or tool in self._tools)
+        if tool in _GROUPS:
+            # A group is `in` itself for Cedar, so asking for it would match the group's rules.
+            return Decision("deny", (), f"{tool!r} is an action group, not a tool", self.hash)
+        known = self._tools is None or tool in self._tools
         group = ("write" if writes else "read") if known else None
         entities = [
             *_role_entities(),
