@@ -174,8 +174,8 @@ def test_cli_policy_check_and_explain(tmp_path: Path, capsys: pytest.CaptureFixt
     assert cli.main([*home, "policy", "check"], stdout=out) == 0
     assert "policy OK" in out.getvalue() and "four-eyes" in out.getvalue()
     out = io.StringIO()
-    argv = [*home, "policy", "explain", "--user", "ann", "--role", "requester",
-            "--action", "jira.create_issue", "--target", "jira:OPS", "--tainted", "--json"]  # fmt: skip
+    argv = [*home, "policy", "explain", "--user", "ann", "--role", "requester", "--action",
+            "jira.create_issue", "--target", "jira:OPS", "--tainted", "--json"]  # fmt: skip
     assert cli.main(argv, stdout=out) == 0
     answer = json.loads(out.getvalue())
     assert answer["effect"] == "approval"
