@@ -14,7 +14,7 @@ from copilot import cli, export
 from copilot.governance import audit
 from copilot.guard import Redactor
 from copilot.service import Services
-from copilot.store import GENESIS_HASH, Store, chain_hash
+from copilot.store import GENESIS_HASH, Store, chain_hash, utcnow
 from copilot.telemetry import Filters
 from tests.conftest import REPO
 
@@ -216,3 +216,27 @@ def test_audit_page_shows_a_cut_tail(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert not at.exception
     assert at.error and f"Chain broken at event {seqs[-2]}" in at.error[0].value
     assert "cut off" in at.error[0].value
+
+
+def test_canary_secret_in_a_note_and_a_rejection_reason_reaches_no_file(tmp_path: Path) -> None:
+    store = _home_store(tmp_path)
+    now = utcnow()
+    with store.transaction() as tx:
+        tx.insert(
+            "approvals",
+            {"approval_id": "ap1", "run_id": "r1", "step": 1, "tool": "jira.create_issue",
+             "action": "open a ticket", "args_json": json.dumps({"token": SECRET}),
+             "status": "rejected", "rule": "write-needs-approval", "reason": "writes",
+             "requested_by": "ann", "decided_by": "bob",
+             "decision_note": f"rejected: the args leak {SECRET} and {PASSWORD}",
+             "created_at": now, "decided_at": now},
+        )  # fmt: skip
+        tx.audit(actor="bob", action="approval.rejected", reason=f"leaks {SECRET}",
+                 run_id="r1", detail={"note": f"pw {PASSWORD}"})  # fmt: skip
+    export.export_files(store, tmp_path / "out", Filters())
+    files = [f for f in tmp_path.rglob("*") if f.is_file()]
+    assert store.head_file in files and len(files) >= 10
+    for file in files:
+        data = file.read_bytes()
+        assert SECRET.encode() not in data and PASSWORD.encode() not in data, file
+    assert _verify_cli(store)[0] == 0

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from copilot.config import Settings
+from copilot.errors import ConfigError
 from copilot.governance import audit, budgets
 from copilot.governance.budgets import Limits
 from copilot.llm.pricing import PriceTable
@@ -195,3 +196,23 @@ def test_two_processes_of_five_threads_never_record_more_than_a_limit(tmp_path: 
     spent = _recorded(Store(db))
     _assert_within_limits(spent)
     assert any(k.startswith("run:p1") for k in spent) and any(k.startswith("run:p2") for k in spent)
+
+
+def test_budget_and_policy_settings_are_read_and_checked(tmp_path: Path) -> None:
+    env = {
+        "COPILOT_HOME": str(tmp_path),
+        "COPILOT_BUDGET_RUN_USD": "0.5",
+        "COPILOT_BUDGET_USER_USD": "2",
+        "COPILOT_BUDGET_ACTION": "STOP",
+        "COPILOT_POLICY": str(tmp_path / "team.cedar"),
+        "COPILOT_APPROVAL_TTL_S": "3600",
+    }
+    settings = Settings.load(environ=env, dotenv=None)
+    assert (settings.budget_run_usd, settings.budget_user_usd) == (0.5, 2.0)
+    assert settings.budget_action == "stop" and settings.approval_ttl_s == 3600
+    assert settings.policy == tmp_path / "team.cedar"
+    assert Settings.load(environ={}, dotenv=None).budget_action == "fallback"
+    with pytest.raises(ConfigError, match="COPILOT_BUDGET_ACTION='pause'.*fallback, stop"):
+        Settings.load(environ={**env, "COPILOT_BUDGET_ACTION": "pause"}, dotenv=None)
+    with pytest.raises(ConfigError, match="COPILOT_BUDGET_USER_USD"):
+        Settings.load(environ={**env, "COPILOT_BUDGET_USER_USD": "-1"}, dotenv=None)
