@@ -14,7 +14,7 @@ import pytest
 from copilot import cli
 from copilot.config import Settings
 from copilot.errors import ConfigError
-from copilot.governance.policy import DEFAULT_POLICY, ROLES, Policy, load_policy
+from copilot.governance.policy import DEFAULT_POLICY, ROLES, Decision, Policy, load_policy
 
 REGISTRY = {"jira.search": False, "jira.create_issue": True, "github.create_pull_request": True}
 KIND_TOOL = {"read": ("jira.search", False), "write": ("jira.create_issue", True)}
@@ -186,3 +186,48 @@ def test_cli_policy_check_and_explain(tmp_path: Path, capsys: pytest.CaptureFixt
             "--action", "approve", "--requested-by", "bob"]  # fmt: skip
     assert cli.main(argv, stdout=out) == 0
     assert "decision: deny" in out.getvalue() and "four-eyes" in out.getvalue()
+
+
+def test_a_rule_naming_a_tool_the_registry_lacks_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "stale.cedar"
+    path.write_text(DEFAULT_POLICY.read_text() + '\n@id("stale")\npermit (principal, '
+                    'action == Action::"jira.create_issu", resource);\n')  # fmt: skip
+    line = len(DEFAULT_POLICY.read_text().splitlines()) + 3
+    with pytest.raises(ConfigError, match=rf"line {line}: Action::\"jira.create_issu\" is not"):
+        Policy.load(path, tools=REGISTRY)
+    assert Policy.load(path).hash  # without a registry the copilot cannot tell
+
+
+ENVIRONMENT_AND_APPROVAL_RULES = """
+@id("requesters-no-prod-writes")
+forbid (principal, action in Action::"write", resource)
+when { context.environment == "production" && !(principal in Role::"approver") };
+
+@id("only-admins-approve-github")
+forbid (principal, action == Action::"approve", resource is Approval)
+when { resource.tool like "github.*" && !(principal in Role::"admin") };
+"""
+
+
+def test_team_rules_can_use_the_environment_and_the_approvals_attributes(tmp_path: Path) -> None:
+    path = tmp_path / "team.cedar"
+    path.write_text(DEFAULT_POLICY.read_text() + ENVIRONMENT_AND_APPROVAL_RULES)
+    policy = Policy.load(path, tools=REGISTRY)
+
+    def ask(role: str, env: str) -> str:
+        return policy.decide(
+            "ann", role, "jira.create_issue", writes=True, target="jira:OPS", environment=env
+        ).effect
+
+    assert (ask("requester", "production"), ask("requester", "staging")) == ("deny", "approval")
+    assert ask("approver", "production") == "approval"
+
+    def approve(role: str, tool: str) -> Decision:
+        return policy.can_approve(
+            "bob", role, approval_id="ap9", requested_by="ann", tool=tool, target="github:acme/app"
+        )
+
+    assert approve("approver", "jira.create_issue").allowed
+    denied = approve("approver", "github.create_pull_request")
+    assert not denied.allowed and denied.rule_ids == ("only-admins-approve-github",)
+    assert approve("admin", "github.create_pull_request").allowed

@@ -102,7 +102,8 @@ class Policy:
     def validate(self) -> None:
         """Type-check the rules against the schema (typos in attributes, wrong types)."""
         actions = sorted(set(_ACTION_LITERAL.findall(self.text)) - set(_GROUPS))
-        if self._tools:
+        if self._tools is not None:
+            self._check_tools_known(actions, self._tools)
             actions = sorted(set(actions) | set(self._tools))
         result = cedarpy.validate_policies(self.text, schema_text(actions, self._tools or {}))
         if result.validation_passed:
@@ -116,6 +117,17 @@ class Policy:
             f"{self.source}: line {line}: rule {rule!r} does not fit the schema: {error.error}. "
             f"The entity model is in {SCHEMA}; fix the rule, or unset COPILOT_POLICY."
         )
+
+    def _check_tools_known(self, actions: list[str], tools: Mapping[str, bool]) -> None:
+        """A rule naming a tool the registry lacks is a typo or a stale rule: it would
+        silently never match, so refuse it."""
+        unknown = [name for name in actions if name not in tools]
+        if unknown:
+            where = self.text[: self.text.index(f'Action::"{unknown[0]}"')].count("\n") + 1
+            raise ConfigError(
+                f"{self.source}: line {where}: Action::{json.dumps(unknown[0])} is not a known "
+                f"tool; known: {', '.join(sorted(tools))}. Fix the rule's tool name."
+            )
 
     def decide(
         self,
