@@ -231,3 +231,13 @@ def test_team_rules_can_use_the_environment_and_the_approvals_attributes(tmp_pat
     denied = approve("approver", "github.create_pull_request")
     assert not denied.allowed and denied.rule_ids == ("only-admins-approve-github",)
     assert approve("admin", "github.create_pull_request").allowed
+
+
+def test_two_rules_with_one_id_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dup.cedar"
+    path.write_text(
+        '@id("a")\npermit (principal, action in Action::"read", resource);\n\n'
+        '@id("a")\nforbid (principal, action in Action::"write", resource);\n'
+    )
+    with pytest.raises(ConfigError, match=r'line 4: a second rule is @id\("a"\)'):
+        Policy.load(path)

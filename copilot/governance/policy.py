@@ -74,7 +74,7 @@ class Policy:
         self.hash = hashlib.sha256(text.encode()).hexdigest()
         self._tools = dict(tools) if tools is not None else None
         self._set = _parse(text, source)
-        self._rules = _rules(text)
+        self._rules = _rules(text, source)
 
     @property
     def rule_ids(self) -> list[str]:
@@ -110,8 +110,8 @@ class Policy:
             return
         error = result.errors[0]
         starts = _statement_lines(self.text)
-        index = int(error.policy_id[6:]) if error.policy_id.startswith("policy") else -1
-        line = starts[index] if 0 <= index < len(starts) else 1
+        index = _index(error.policy_id)
+        line = starts[index] if index < len(starts) else 1
         rule = result.id_annotations_by_policy_id.get(error.policy_id, error.policy_id)
         raise ConfigError(
             f"{self.source}: line {line}: rule {rule!r} does not fit the schema: {error.error}. "
@@ -333,14 +333,29 @@ def _statement_lines(text: str) -> list[int]:
     return starts
 
 
-def _rules(text: str) -> dict[str, _Rule]:
+def _rules(text: str, source: str) -> dict[str, _Rule]:
+    """Rules by @id, in file order. Two rules with one @id would make stored decisions
+    ambiguous, so that is refused."""
     data = json.loads(cedarpy.policies_to_json_str(text))
-    rules = {}
-    for pid, body in data.get("staticPolicies", {}).items():
+    rules: dict[str, _Rule] = {}
+    starts = _statement_lines(text)
+    for pid, body in sorted(data.get("staticPolicies", {}).items(), key=lambda kv: _index(kv[0])):
         notes = body.get("annotations", {})
         rule_id = notes.get("id") or pid
+        if rule_id in rules:
+            index = _index(pid)
+            line = starts[index] if index < len(starts) else 1
+            raise ConfigError(
+                f"{source}: line {line}: a second rule is @id({json.dumps(rule_id)}); give "
+                "each rule its own @id, since decisions record them."
+            )
         rules[rule_id] = _Rule(rule_id, body["effect"], notes.get("reason", ""))
     return rules
+
+
+def _index(policy_id: str) -> int:
+    """Cedar numbers the policies of a file policy0, policy1, ... in order."""
+    return int(policy_id[6:]) if policy_id.startswith("policy") and policy_id[6:].isdigit() else 0
 
 
 def _uid(kind: str, name: str) -> dict[str, str]:
