@@ -16,7 +16,7 @@ from copilot import approvals, export, telemetry
 from copilot.agents import RunResult
 from copilot.config import Settings
 from copilot.errors import CopilotError, InputError
-from copilot.governance import audit
+from copilot.governance import audit, budgets
 from copilot.governance.policy import Policy, load_policy
 from copilot.service import Services
 from copilot.tools import Sandbox
@@ -269,6 +269,9 @@ def _add_governance_commands(sub: Any) -> None:
     explain.add_argument("--environment", default="default")
     explain.add_argument("--requested-by", help="with --action approve: the requester")
     explain.add_argument("--json", action="store_true", help="print JSON")
+    budget = sub.add_parser("budget", help="today's LLM spend against each limit")
+    budget.add_argument("--user", help="whose spend (default: COPILOT_USER)")
+    budget.add_argument("--json", action="store_true", help="print JSON")
     audit_cmd = sub.add_parser("audit", help="list audit events, or `audit verify` the chain")
     audit_cmd.add_argument("verb", nargs="?", choices=["verify"], help="verify the hash chain")
     audit_cmd.add_argument("--head", type=Path, help="head file or export manifest to compare")
@@ -321,6 +324,30 @@ def _tool_registry() -> dict[str, bool] | None:
     return {name: spec.writes for name, spec in TOOLS.items()}
 
 
+def cmd_budget(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    user = args.user or services.settings.user
+    spend = budgets.spend_today(services.store, user)
+    limits = budgets.Limits.from_settings(services.settings)
+    scopes = [
+        (f"user {user} today", spend.user_usd, limits.user_usd),
+        ("everyone today", spend.total_usd, limits.total_usd),
+        ("each run", None, limits.run_usd),
+    ]
+    rows: list[dict[str, Any]] = [
+        {"scope": scope, "spent_usd": spent, "limit_usd": limit,
+         "level": budgets.level(spent or 0.0, limit)}
+        for scope, spent, limit in scopes
+    ]  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=1), file=out)
+        return 0
+    for row in rows:
+        spent = "" if row["spent_usd"] is None else f"${row['spent_usd']:.6f} of "
+        limit = f"${row['limit_usd']:.6f}" if row["limit_usd"] else "no limit"
+        print(f"{row['scope']:<24} {spent}{limit}  [{row['level']}]", file=out)
+    return 0
+
+
 def cmd_audit(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
     if args.verb == "verify":
         head_file = args.head or services.store.head_file
@@ -366,4 +393,5 @@ COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int
     "prune": cmd_prune,
     "policy": cmd_policy,
     "audit": cmd_audit,
+    "budget": cmd_budget,
 }

@@ -5,6 +5,8 @@ Real DuckDB files in tmp dirs; the race runs real threads and two real processes
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
 import textwrap
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from copilot import cli
 from copilot.config import Settings
 from copilot.errors import ConfigError
 from copilot.governance import audit, budgets
@@ -216,3 +219,20 @@ def test_budget_and_policy_settings_are_read_and_checked(tmp_path: Path) -> None
         Settings.load(environ={**env, "COPILOT_BUDGET_ACTION": "pause"}, dotenv=None)
     with pytest.raises(ConfigError, match="COPILOT_BUDGET_USER_USD"):
         Settings.load(environ={**env, "COPILOT_BUDGET_USER_USD": "-1"}, dotenv=None)
+
+
+def test_cli_budget_shows_spend_against_each_limit(tmp_path: Path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("COPILOT_BUDGET_USER_USD", "0.01")
+    monkeypatch.setenv("COPILOT_BUDGET_USD", "1")
+    store = Store(home / "governance.duckdb")
+    _reserve(store, 0.009, Limits(), user="ann")
+    out = io.StringIO()
+    assert cli.main(["--home", str(home), "budget", "--user", "ann", "--json"], stdout=out) == 0
+    rows = json.loads(out.getvalue())
+    assert [r["level"] for r in rows] == ["warn", "ok", "none"]
+    assert rows[0]["spent_usd"] == pytest.approx(0.009) and rows[0]["limit_usd"] == 0.01
+    out = io.StringIO()
+    assert cli.main(["--home", str(home), "budget", "--user", "ann"], stdout=out) == 0
+    assert "user ann today" in out.getvalue() and "[warn]" in out.getvalue()
