@@ -17,7 +17,7 @@ import pytest
 
 from copilot import cli
 from copilot.config import Settings
-from copilot.errors import ConfigError
+from copilot.errors import BudgetExceeded, ConfigError
 from copilot.governance import audit, budgets
 from copilot.governance.budgets import Limits
 from copilot.llm.pricing import PriceTable
@@ -236,3 +236,22 @@ def test_cli_budget_shows_spend_against_each_limit(tmp_path: Path, monkeypatch) 
     out = io.StringIO()
     assert cli.main(["--home", str(home), "budget", "--user", "ann"], stdout=out) == 0
     assert "user ann today" in out.getvalue() and "[warn]" in out.getvalue()
+
+
+def test_reserved_settles_releases_or_refuses_around_a_call(store: Store) -> None:
+    limits = Limits(run_usd=0.01)
+
+    def hold(amount: float):
+        return budgets.reserved(store, run_id="r1", user="ann", amount_usd=amount, limits=limits)
+
+    with hold(0.006) as held:
+        held.actual_usd = 0.001  # the real usage, known after the call
+    with pytest.raises(RuntimeError), hold(0.009):  # the call failed: nothing is spent
+        raise RuntimeError("provider down")
+    with (
+        pytest.raises(BudgetExceeded, match="this run budget.*COPILOT_BUDGET_RUN_USD"),
+        hold(0.0095),
+    ):
+        pytest.fail("the call must not be made")
+    rows = store.query("SELECT status, actual_usd FROM reservations ORDER BY created_at")
+    assert [(r["status"], r["actual_usd"]) for r in rows] == [("settled", 0.001), ("released", 0)]

@@ -15,16 +15,24 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
 from copilot.config import Settings
+from copilot.errors import BudgetExceeded
 from copilot.llm.base import messages_tokens
 from copilot.llm.pricing import PriceTable
 from copilot.store import Store, Transaction, utcnow
 
 WARN_AT = 0.8
+_LIMIT_VARS = {
+    "run": "COPILOT_BUDGET_RUN_USD",
+    "user": "COPILOT_BUDGET_USER_USD",
+    "total": "COPILOT_BUDGET_USD",
+}
 _SPENT = "COALESCE(actual_usd, reserved_usd)"
 # Float sums of many small costs drift in the last bits; never refuse over that.
 _EPSILON = 1e-9
@@ -109,6 +117,41 @@ def try_reserve(
              "created_at": utcnow()},
         )  # fmt: skip
     return reservation
+
+
+@dataclass
+class Held:
+    """A reservation held while the call runs; set `actual_usd` once usage is known."""
+
+    reservation: Reservation
+    actual_usd: float | None = None
+
+
+@contextmanager
+def reserved(
+    store: Store, *, run_id: str | None, user: str, amount_usd: float, limits: Limits
+) -> Iterator[Held]:
+    """Reserve around one LLM call: raises BudgetExceeded (saying which limit) when it cannot
+    be reserved, releases the reservation if the call raises, settles it otherwise (at the
+    reserved amount when the caller set no `actual_usd`).
+
+        with budgets.reserved(store, run_id=..., user=..., amount_usd=..., limits=...) as held:
+            response = provider.complete(request)
+            held.actual_usd = prices.cost(response)
+    """
+    outcome = try_reserve(store, run_id=run_id, user=user, amount_usd=amount_usd, limits=limits)
+    if isinstance(outcome, Refusal):
+        raise BudgetExceeded(
+            f"LLM call not made: {outcome.reason}. Raise the limit "
+            f"({_LIMIT_VARS[outcome.limit]}), wait for tomorrow (UTC), or use LLM_PROVIDER=stub."
+        )
+    held = Held(outcome)
+    try:
+        yield held
+    except BaseException:
+        release(store, outcome)
+        raise
+    settle(store, outcome, held.actual_usd)
 
 
 def settle(store: Store, reservation: Reservation, actual_usd: float | None) -> None:
