@@ -77,6 +77,14 @@ def test_unknown_tool_is_denied_even_when_the_caller_calls_it_a_read(default: Po
         assert default.decide("ann", "admin", group, writes=False, target="x").effect == "deny"
 
 
+def test_a_catch_all_team_rule_still_runs_no_unknown_tool(tmp_path: Path) -> None:
+    path = tmp_path / "lax.cedar"
+    path.write_text('@id("everything")\npermit (principal, action, resource);\n')
+    lax = Policy.load(path, tools=REGISTRY)
+    assert lax.decide("ann", "requester", "jira.create_issue", writes=True, target="x").allowed
+    assert lax.decide("ann", "requester", "shell.exec", writes=True, target="x").effect == "deny"
+
+
 def test_without_a_registry_the_callers_writes_flag_places_the_tool() -> None:
     policy = Policy.load(None)
     assert policy.decide("ann", "requester", "new.tool", writes=True, target="x").needs_approval

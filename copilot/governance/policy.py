@@ -6,8 +6,10 @@ deciding rule ids (`@id`), a reason (the rules' `@reason`) and the policy set's 
 
 A decision evaluates the request twice in one batch: with `context.approved == false`
 (allowed -> "allow"), then with `approved == true` (allowed -> "approval", else "deny").
-Cedar denies what no rule permits, so an unknown tool (one the caller could not place in
-`Action::"read"` or `Action::"write"`) and an unknown role are denied without a rule for it.
+Cedar denies what no rule permits, so an unknown role is denied without a rule for it. A
+tool is placed in `Action::"read"` or `Action::"write"` by the caller's `writes` flag; when
+the policy knows the tool registry, a tool missing from it is denied before Cedar is asked,
+so not even a team's catch-all permit runs a tool that does not exist.
 """
 
 from __future__ import annotations
@@ -144,12 +146,13 @@ class Policy:
         if tool in _GROUPS:
             # A group is `in` itself for Cedar, so asking for it would match the group's rules.
             return Decision("deny", (), f"{tool!r} is an action group, not a tool", self.hash)
-        known = self._tools is None or tool in self._tools
-        group = ("write" if writes else "read") if known else None
+        if self._tools is not None and tool not in self._tools:
+            # Not even a team's catch-all permit may run a tool that does not exist.
+            return Decision("deny", (), f"{tool!r} is not a known tool, so it is denied", self.hash)
         entities = [
             *_role_entities(),
             _user(user, role),
-            {"uid": _uid("Action", tool), "attrs": {}, "parents": _groups(group)},
+            {"uid": _uid("Action", tool), "attrs": {}, "parents": _groups(writes)},
             {"uid": _uid("Target", target), "attrs": {}, "parents": []},
         ]
         request = {
@@ -159,8 +162,6 @@ class Policy:
         }
         context = {"tainted": tainted, "environment": environment}
         decision = self._two_step(request, context, entities)
-        if decision.effect == "deny" and not known:
-            return _with_reason(decision, f"{tool!r} is not a known tool, so it is denied")
         if decision.effect == "deny" and role not in ROLES:
             return _with_reason(decision, f"{role!r} is not a role ({', '.join(ROLES)})")
         return decision
@@ -362,8 +363,8 @@ def _uid(kind: str, name: str) -> dict[str, str]:
     return {"type": kind, "id": name}
 
 
-def _groups(group: str | None) -> list[dict[str, str]]:
-    return [_uid("Action", group)] if group else []
+def _groups(writes: bool) -> list[dict[str, str]]:
+    return [_uid("Action", "write" if writes else "read")]
 
 
 def _user(name: str, role: str) -> dict[str, Any]:
