@@ -15,6 +15,8 @@ from typing import Any, TextIO
 from copilot import approvals, export, telemetry
 from copilot.config import Settings
 from copilot.errors import CopilotError, InputError
+from copilot.governance import audit, budgets
+from copilot.governance.policy import Policy, load_policy
 from copilot.run import runs
 from copilot.run.state import RunState
 from copilot.run.view import as_dict, summary
@@ -73,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--user", help="who decides (default: COPILOT_USER)")
         p.add_argument("--json", action="store_true", help="print JSON")
     _add_telemetry_commands(sub)
+    _add_governance_commands(sub)
     return parser
 
 
@@ -337,6 +340,134 @@ def cmd_prune(services: Services, args: argparse.Namespace, _in: TextIO, out: Te
     return 0
 
 
+# -- Governance: policy check/explain, audit list/verify ---------------------------------------
+
+
+def _add_governance_commands(sub: Any) -> None:
+    policy = sub.add_parser("policy", help="check a Cedar policy file, explain a decision")
+    what = policy.add_subparsers(dest="policy_command", required=True, metavar="check|explain")
+    check = what.add_parser("check", help="parse and type-check a policy file")
+    check.add_argument("file", nargs="?", type=Path, help="default: COPILOT_POLICY or built-in")
+    explain = what.add_parser("explain", help="what the policy decides for one request")
+    explain.add_argument("--user", help="who asks (default: COPILOT_USER)")
+    explain.add_argument("--role", required=True, help="requester, approver or admin")
+    explain.add_argument("--action", required=True, help="tool name, e.g. jira.create_issue")
+    explain.add_argument("--writes", action="store_true", help="the tool writes")
+    explain.add_argument("--target", default="sandbox", help="e.g. jira:OPS, github:owner/repo")
+    explain.add_argument("--tainted", action="store_true", help="flagged content shaped it")
+    explain.add_argument("--environment", default="default")
+    explain.add_argument("--requested-by", help="with --action approve: the requester")
+    explain.add_argument("--json", action="store_true", help="print JSON")
+    budget = sub.add_parser("budget", help="today's LLM spend against each limit")
+    budget.add_argument("--user", help="whose spend (default: COPILOT_USER)")
+    budget.add_argument("--json", action="store_true", help="print JSON")
+    audit_cmd = sub.add_parser("audit", help="list audit events, or `audit verify` the chain")
+    audit_cmd.add_argument("verb", nargs="?", choices=["verify"], help="verify the hash chain")
+    audit_cmd.add_argument("--head", type=Path, help="head file or export manifest to compare")
+    audit_cmd.add_argument("--run", help="only this run id")
+    audit_cmd.add_argument("--actor", help="only this actor")
+    audit_cmd.add_argument("--action", help="only this action, e.g. approval.decided")
+    audit_cmd.add_argument("--limit", type=int, default=500, help="newest N (default 500)")
+    audit_cmd.add_argument("--json", action="store_true", help="print JSON")
+
+
+def cmd_policy(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    tools = _tool_registry()
+    if args.policy_command == "check":
+        path = args.file or services.settings.policy
+        policy = Policy.load(path, tools=tools)
+        rules = ", ".join(policy.rule_ids)
+        print(f"policy OK: {policy.source} ({rules}); sha256 {policy.hash}", file=out)
+        return 0
+    policy = load_policy(services.settings, tools=tools)
+    user = args.user or services.settings.user
+    if args.action == "approve":
+        if not args.requested_by:
+            raise InputError("--action approve needs --requested-by NAME (who asked).")
+        decision = policy.can_approve(
+            user, args.role, approval_id="explain", requested_by=args.requested_by,
+            tool="", target=args.target,
+        )  # fmt: skip
+    else:
+        writes = args.writes or bool(tools and tools.get(args.action))
+        decision = policy.decide(
+            user, args.role, args.action, writes=writes, target=args.target,
+            tainted=args.tainted, environment=args.environment,
+        )  # fmt: skip
+    if args.json:
+        print(json.dumps(decision.as_dict(), indent=2), file=out)
+        return 0
+    print(f"decision: {decision.effect}", file=out)
+    print(f"rules:    {', '.join(decision.rule_ids) or '(none: nothing permits it)'}", file=out)
+    print(f"reason:   {decision.reason}", file=out)
+    print(f"policy:   {policy.source} sha256 {decision.policy_hash}", file=out)
+    return 0
+
+
+def _tool_registry() -> dict[str, bool] | None:
+    """Tool name -> writes, from the tool registry, so unknown tools are denied here too."""
+    try:
+        from copilot.tools import TOOLS
+    except ImportError:  # the registry moved; decisions then trust --writes
+        return None
+    return {name: spec.writes for name, spec in TOOLS.items()}
+
+
+def cmd_budget(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    user = args.user or services.settings.user
+    spend = budgets.spend_today(services.store, user)
+    limits = budgets.Limits.from_settings(services.settings)
+    scopes = [
+        (f"user {user} today", spend.user_usd, limits.user_usd),
+        ("everyone today", spend.total_usd, limits.total_usd),
+        ("each run", None, limits.run_usd),
+    ]
+    rows: list[dict[str, Any]] = [
+        {"scope": scope, "spent_usd": spent, "limit_usd": limit,
+         "level": budgets.level(spent or 0.0, limit)}
+        for scope, spent, limit in scopes
+    ]  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=1), file=out)
+        return 0
+    for row in rows:
+        spent = "" if row["spent_usd"] is None else f"${row['spent_usd']:.6f} of "
+        limit = f"${row['limit_usd']:.6f}" if row["limit_usd"] else "no limit"
+        print(f"{row['scope']:<24} {spent}{limit}  [{row['level']}]", file=out)
+    return 0
+
+
+def cmd_audit(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    if args.verb == "verify":
+        head_file = args.head or services.store.head_file
+        if args.head and not args.head.exists():
+            raise InputError(f"--head {args.head} does not exist.")
+        check = audit.verify_chain(services.store, audit.read_head(head_file))
+        if args.json:
+            print(json.dumps({**check.as_dict(), "head_file": str(head_file)}), file=out)
+        else:
+            verdict = "intact" if check.ok else f"BROKEN at event {check.broken_at}"
+            print(f"audit chain {verdict}: {check.events} events; {check.reason}", file=out)
+            if not check.head_checked:
+                print(f"(no head file at {head_file}: a cut-off tail is not detectable)", file=out)
+        return 0 if check.ok else 1
+    if not 1 <= args.limit <= 100_000:
+        raise InputError("--limit must be between 1 and 100000.")
+    rows = audit.events(services.store, args.run, args.limit, actor=args.actor, action=args.action)
+    if args.json:
+        print(json.dumps(rows, indent=1, default=str), file=out)
+        return 0
+    if not rows:
+        print("No audit events match. Run a task, e.g. python -m copilot demo.", file=out)
+    for r in rows:
+        print(
+            f"{r['seq']:>6} {r['created_at']:%Y-%m-%d %H:%M:%S} {r['actor']:<12} "
+            f"{r['action']:<22} {r['run_id'] or '-':<12} {str(r['reason'])[:70]}",
+            file=out,
+        )
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int]] = {
     "index": cmd_index,
     "search": cmd_search,
@@ -350,4 +481,7 @@ COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int
     "export": cmd_export,
     "metrics": cmd_metrics,
     "prune": cmd_prune,
+    "policy": cmd_policy,
+    "audit": cmd_audit,
+    "budget": cmd_budget,
 }

@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 from copilot.errors import ConfigError
 
 PROVIDERS = ("stub", "openai", "azure")
+BUDGET_ACTIONS = ("fallback", "stop")
 MAX_TASK_CHARS = 8000
 
 
@@ -58,6 +59,16 @@ class Settings:
     """LLM_TIMEOUT_S: seconds one HTTP request may take."""
     llm_max_retry_s: float = 60.0
     """LLM_MAX_RETRY_S: total seconds one call may spend across retries."""
+    policy: Path | None = None
+    """COPILOT_POLICY: a team's Cedar policy file; unset = the shipped default policy."""
+    budget_run_usd: float = 0.0
+    """COPILOT_BUDGET_RUN_USD: LLM spend limit per run; 0 means no limit."""
+    budget_user_usd: float = 0.0
+    """COPILOT_BUDGET_USER_USD: LLM spend limit per user per UTC day; 0 means no limit."""
+    budget_action: str = "fallback"
+    """COPILOT_BUDGET_ACTION: when a call cannot be reserved, fallback (offline) or stop."""
+    approval_ttl_s: float = 86400.0
+    """COPILOT_APPROVAL_TTL_S: seconds an approval request stays decidable."""
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Anything else read from the environment, for adapters that look up their own keys."""
 
@@ -102,6 +113,14 @@ class Settings:
         _check_range("LLM_RATE_LIMIT_PER_MIN", self.llm_rate_limit_per_min, 1, 100_000)
         _check_range("LLM_MAX_ATTEMPTS", self.llm_max_attempts, 1, 10)
         _check_range("COPILOT_BUDGET_USD", self.budget_usd, 0, 1_000_000)
+        _check_range("COPILOT_BUDGET_RUN_USD", self.budget_run_usd, 0, 1_000_000)
+        _check_range("COPILOT_BUDGET_USER_USD", self.budget_user_usd, 0, 1_000_000)
+        _check_range("COPILOT_APPROVAL_TTL_S", self.approval_ttl_s, 1, 365 * 86400)
+        if self.budget_action not in BUDGET_ACTIONS:
+            raise ConfigError(
+                f"COPILOT_BUDGET_ACTION={self.budget_action!r} is not known; "
+                f"use one of {', '.join(BUDGET_ACTIONS)}."
+            )
         _check_range("COPILOT_DB_LOCK_TIMEOUT", self.db_lock_timeout_s, 0.1, 600)
         _check_range("LLM_TIMEOUT_S", self.llm_timeout_s, 0.1, 600)
         _check_range("LLM_MAX_RETRY_S", self.llm_max_retry_s, 0.1, 3600)
@@ -164,12 +183,17 @@ _ENV_FIELDS: dict[str, tuple[str, type]] = {
     "llm_max_attempts": ("LLM_MAX_ATTEMPTS", int),
     "llm_timeout_s": ("LLM_TIMEOUT_S", float),
     "llm_max_retry_s": ("LLM_MAX_RETRY_S", float),
+    "policy": ("COPILOT_POLICY", Path),
+    "budget_run_usd": ("COPILOT_BUDGET_RUN_USD", float),
+    "budget_user_usd": ("COPILOT_BUDGET_USER_USD", float),
+    "budget_action": ("COPILOT_BUDGET_ACTION", str),
+    "approval_ttl_s": ("COPILOT_APPROVAL_TTL_S", float),
 }
 
 
 def _parse(var: str, raw: str, kind: type) -> object:
     if kind is str:
-        return raw.lower() if var == "LLM_PROVIDER" else raw
+        return raw.lower() if var in ("LLM_PROVIDER", "COPILOT_BUDGET_ACTION") else raw
     try:
         return kind(raw)
     except ValueError:

@@ -150,4 +150,21 @@ def m002_run_engine(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("CREATE INDEX tool_calls_key ON tool_calls (idempotency_key)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_run_engine]
+def m003_budgets(conn: duckdb.DuckDBPyConnection) -> None:
+    """Spend reserved before each LLM call and settled after (copilot/governance/budgets.py)."""
+    conn.execute("""
+        CREATE TABLE reservations (
+            id VARCHAR PRIMARY KEY,
+            run_id VARCHAR,
+            user_name VARCHAR NOT NULL,
+            reserved_usd DOUBLE NOT NULL,
+            actual_usd DOUBLE,                -- NULL until settled
+            status VARCHAR NOT NULL,          -- reserved, settled, released
+            created_at TIMESTAMP NOT NULL,
+            settled_at TIMESTAMP
+        )""")
+    conn.execute("CREATE INDEX reservations_created ON reservations (created_at)")
+    conn.execute("CREATE INDEX reservations_run ON reservations (run_id)")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_run_engine, m003_budgets]

@@ -18,6 +18,8 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import logging
+import os
 import random
 import re
 import threading
@@ -35,10 +37,12 @@ from copilot.errors import StoreBusy, StoreError
 from copilot.guard import Redactor
 from copilot.migrations import MIGRATIONS
 
+log = logging.getLogger(__name__)
 _PROCESS_LOCKS: dict[Path, threading.RLock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
 _MIGRATED: set[Path] = set()
 GENESIS_HASH = "0" * 64
+HEAD_FILE = "audit_head.json"
 # Transactions here last tens of milliseconds: a waiter that backs off longer keeps missing
 # the gaps between another process's back-to-back writes. Measured (make bench) with a writer
 # committing nonstop: read p95 ~110 ms at 10 ms, ~250-370 ms at 50-250 ms.
@@ -72,6 +76,8 @@ class Transaction:
         self.conn = conn
         self._redact = redact
         self._head: str | None = None
+        self.appended_head: tuple[int, str] | None = None
+        """(seq, hash) of the last event this transaction appended, for the head file."""
 
     def _clean(self, value: Any) -> Any:
         return self._redact(value) if isinstance(value, str) else value
@@ -99,37 +105,45 @@ class Transaction:
         run_id: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> str:
-        """Append an audit event chained to the previous one; returns its hash."""
+        """Append an audit event chained to the previous one; returns its hash.
+
+        Every field is redacted first and the hash covers exactly the stored values, so a
+        secret never reaches the file and the chain still verifies."""
         if self._head is None:
             last = self.conn.execute(
                 "SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1"
             ).fetchone()
             self._head = last[0] if last else GENESIS_HASH
         row = {
-            "run_id": run_id,
-            "actor": actor,
-            "action": action,
+            "run_id": self._clean(run_id),
+            "actor": self._clean(actor),
+            "action": self._clean(action),
             "reason": self._clean(reason),
             "detail": self._clean(json.dumps(detail or {}, sort_keys=True, default=str)),
             "created_at": utcnow(),
         }
         digest = chain_hash(self._head, row)
-        self.conn.execute(
+        inserted = self.conn.execute(
             "INSERT INTO audit_events (seq, run_id, actor, action, reason, detail, created_at,"
-            " prev_hash, hash) VALUES (nextval('audit_seq'), ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                row["run_id"],
-                actor,
-                action,
-                reason,
-                row["detail"],
-                row["created_at"],
-                self._head,
-                digest,
-            ],
-        )
+            " prev_hash, hash) VALUES (nextval('audit_seq'), ?, ?, ?, ?, ?, ?, ?, ?)"
+            " RETURNING seq",
+            [*row.values(), self._head, digest],
+        ).fetchone()
         self._head = digest
+        self.appended_head = (int(inserted[0]), digest) if inserted else None
         return digest
+
+
+def write_head(path: Path, seq: int, digest: str) -> None:
+    """Write the chain head atomically (temp file + rename). A failure is logged, not
+    raised: the events are committed, and `audit verify` reports a stale head."""
+    payload = {"seq": seq, "hash": digest, "written_at": f"{utcnow():%Y-%m-%dT%H:%M:%S.%f}Z"}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(payload) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not write the audit head to %s: %s", path, exc)
 
 
 def chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
@@ -168,6 +182,8 @@ class Store:
         self.redact = redact or Redactor()
         self._sleep = sleep
         self._clock = clock
+        self.head_file = self.path.parent / HEAD_FILE
+        """$COPILOT_HOME/audit_head.json: the chain head kept outside the database."""
         self.lock_waits = 0
         """How many times this Store had to wait for another process (for benchmarks)."""
 
@@ -176,12 +192,17 @@ class Store:
         """One read-write transaction; commits on success, rolls back on any error."""
         with self._connect(read_only=False) as conn:
             conn.execute("BEGIN TRANSACTION")
+            tx = Transaction(conn, self.redact)
             try:
-                yield Transaction(conn, self.redact)
+                yield tx
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            if tx.appended_head:
+                # Still holding the file lock, so no other process can append in between
+                # and heads are written in chain order.
+                write_head(self.head_file, *tx.appended_head)
 
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:

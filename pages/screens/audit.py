@@ -5,27 +5,37 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from copilot import audit, ui
+from copilot import ui
+from copilot.governance import audit
 
 
 def main() -> None:
     st.title("Audit log")
     st.caption(
         "Who did what, when and why: agents, policy decisions, approvals. Each event "
-        "carries the hash of the one before it, so an edited row, or one removed from the "
-        "middle, is detected."
+        "carries the hash of the one before it, so an edited, deleted or reordered event is "
+        "detected; the head kept in `audit_head.json` outside the database shows a cut-off "
+        "tail. `python -m copilot audit verify` gives the same verdict."
     )
     store = ui.services().store
     with ui.user_errors():
         run_id = st.text_input("Filter by run id", placeholder="e.g. 2ed821a11653").strip()
-        check = audit.verify_chain(store)
+        check = audit.verify_chain(store, audit.read_head(store.head_file))
         if check.ok:
             st.success(
-                f"Chain verified: {check.reason}. Head `{check.head[:16]}...`",
+                f"Chain verified: {check.reason}. Head #{check.head_seq} `{check.head[:16]}...`",
                 icon=":material/verified_user:",
             )
+            if not check.head_checked:
+                st.caption(
+                    f"No head file at `{store.head_file}` yet: it is written with the first "
+                    "event, and from then on a cut-off tail is detected."
+                )
         else:
-            st.error(f"Chain broken: {check.reason}.", icon=":material/gpp_bad:")
+            st.error(
+                f"Chain broken at event {check.broken_at}: {check.reason}.",
+                icon=":material/gpp_bad:",
+            )
         rows = audit.events(store, run_id or None)
         if not rows:
             st.info(

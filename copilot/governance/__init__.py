@@ -1,0 +1,1 @@
+"""Governance: policy as code (Cedar), budgets per LLM call, the verifiable audit log."""
