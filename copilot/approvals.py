@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from copilot.errors import InputError, NotFound
+from copilot.errors import CopilotError, InputError, NotFound, PolicyDenied
+from copilot.run.context import PolicyPort
 from copilot.run.executor import args_digest, call_row
 from copilot.run.journal import finish_call_row, read_state, upsert_step, write_state
 from copilot.run.state import RunState, RunStatus, StepState, StepStatus
@@ -32,7 +33,7 @@ class Claim:
     approval: dict[str, Any]
     state: RunState
     takes_over: bool  # this process now owns the run and must advance it
-    refused: str = ""  # set when the claim found the request expired: nothing runs
+    refused: CopilotError | None = None  # why nothing ran; raised once the audit is committed
 
     @property
     def step(self) -> StepState:
@@ -52,11 +53,25 @@ def list_approvals(
     )
 
 
+@dataclass(frozen=True)
+class Decider:
+    """Who decides, and the policy that says whether they may."""
+
+    user: str
+    role: str
+    policy: PolicyPort
+
+
 def claim(
-    store: Store, approval_id: str, *, approve: bool, user: str, note: str, now: datetime
+    store: Store, approval_id: str, *, approve: bool, by: Decider, note: str, now: datetime
 ) -> Claim:
-    """Decide a pending request in one transaction (exactly once across processes)."""
-    note = note.strip()
+    """Decide a pending request in one transaction (exactly once across processes).
+
+    Checked here, at claim time: not expired; the arguments unchanged (digest); the decider
+    allowed by the policy (role and four eyes; a requester may withdraw their own request);
+    the current policy still not denying the action. A refusal executes nothing and is
+    audited; the caller raises it once the audit is committed."""
+    note, user = note.strip(), by.user
     if not approve and not note:
         raise InputError("A rejection needs a reason (--reason TEXT); it goes back to the run.")
     with store.transaction() as tx:
@@ -65,14 +80,19 @@ def claim(
         step = state.step(int(row["step"]))
         if row["expires_at"] is not None and row["expires_at"] <= now:
             _close(tx, state, step, row, "expired", "runtime", "expired before anyone decided")
-            return Claim(
-                row,
-                state,
-                False,
-                refused=f"Approval {approval_id} expired at "
-                f"{row['expires_at']:%Y-%m-%d %H:%M} UTC; run the task again.",
-            )
+            expired = f"{row['expires_at']:%Y-%m-%d %H:%M} UTC"
+            why = f"Approval {approval_id} expired at {expired}; nothing ran. Run the task again."
+            return Claim(row, state, False, refused=InputError(why))
         _check_digest(row)
+        if refused := _policy_refusal(row, state, by, approve):
+            tx.audit(
+                actor=user,
+                action="approval.refused",
+                run_id=row["run_id"],
+                reason=refused,
+                detail={"approval_id": approval_id, "tool": row["tool"], "approve": approve},
+            )
+            return Claim(row, state, False, refused=PolicyDenied(refused))
         status = "approved" if approve else "rejected"
         _record(tx, row, status=status, actor=user, note=note)
         step.decided_by, step.note = user, note
@@ -102,6 +122,34 @@ def record_result(store: Store, claim: Claim, outcome: Any, flags: list[str]) ->
         )
         takes_over = _settle(tx, state, step)
     return Claim(claim.approval, state, takes_over)
+
+
+def _policy_refusal(row: dict[str, Any], state: RunState, by: Decider, approve: bool) -> str:
+    """Why `by` may not decide this request now, or "" when they may."""
+    withdrawing = not approve and by.user == row["requested_by"]
+    if not withdrawing:
+        right = by.policy.can_approve(
+            by.user,
+            by.role,
+            approval_id=row["approval_id"],
+            requested_by=row["requested_by"],
+            tool=row["tool"],
+            target=row["target"] or "",
+        )
+        if not right.allowed:
+            return f"{by.user} ({by.role}) may not decide {row['approval_id']}: {right.reason}"
+    if approve:
+        now = by.policy.decide(
+            state.user,
+            state.role,
+            row["tool"],
+            writes=True,
+            target=row["target"] or "",
+            tainted=bool(state.flags),
+        )
+        if not (now.allowed or now.needs_approval):
+            return f"the current policy denies {row['tool']} now: {now.reason}; nothing ran"
+    return ""
 
 
 def apply_outcome(step: StepState, outcome: Any) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from copilot import policy
 from copilot.config import Settings
 from copilot.embeddings import get_embedder
+from copilot.governance.policy import Decision, Policy, load_policy
 from copilot.guard import Redactor
 from copilot.index import Encoder
 from copilot.llm import Models, get_provider
@@ -56,14 +57,49 @@ class SandboxTools:
         return None
 
 
-class RulePolicy:
-    """The built-in rules as the engine's policy port."""
+class CedarPolicy:
+    """The Cedar policy as the engine's policy port: rule ids and hash travel with each answer."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
 
     def decide(
-        self, user: str, tool: str, *, writes: bool | None, target: str, tainted: bool
+        self, user: str, role: str, tool: str, *, writes: bool | None, target: str, tainted: bool
     ) -> PolicyDecision:
-        d = policy.decide(tool, injection_suspected=tainted)
-        return PolicyDecision(d.allowed, d.needs_approval, d.rule, d.reason)
+        if writes is None:
+            return PolicyDecision(
+                False, False, "unknown-tool", f"{tool!r} is not a known tool, so it is denied",
+                self.policy.hash,
+            )  # fmt: skip
+        return _port(
+            self.policy.decide(user, role, tool, writes=writes, target=target, tainted=tainted)
+        )
+
+    def can_approve(
+        self,
+        approver: str,
+        role: str,
+        *,
+        approval_id: str,
+        requested_by: str,
+        tool: str,
+        target: str,
+    ) -> PolicyDecision:
+        return _port(
+            self.policy.can_approve(
+                approver,
+                role,
+                approval_id=approval_id,
+                requested_by=requested_by,
+                tool=tool,
+                target=target,
+            )
+        )
+
+
+def _port(d: Decision) -> PolicyDecision:
+    rule = ",".join(d.rule_ids) or d.effect
+    return PolicyDecision(d.allowed, d.needs_approval, rule, d.reason, d.policy_hash)
 
 
 @dataclass
@@ -72,9 +108,13 @@ class Services:
     store: Store = field(init=False)
     retriever: Retriever = field(init=False)
 
+    policy: Policy = field(init=False)
+
     def __post_init__(self) -> None:
         self.store = open_store(self.settings)
         self.retriever = make_retriever(self.settings)
+        # A broken policy file stops every entry point here, with its line and message.
+        self.policy = load_policy(self.settings, {n: t.writes for n, t in TOOLS.items()})
 
     def engine(self, provider: str | None = None) -> Engine:
         settings = self.settings.with_provider(provider) if provider else self.settings
@@ -85,7 +125,8 @@ class Services:
                 retriever=self.retriever,
                 models=Models(get_provider(settings)),
                 tools=SandboxTools(settings),
-                policy=RulePolicy(),
+                policy=CedarPolicy(self.policy),
+                approval_ttl=timedelta(seconds=settings.approval_ttl_s),
             )
         )
 

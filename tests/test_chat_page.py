@@ -8,6 +8,7 @@ from copilot.config import Settings
 from tests.conftest import REPO, RUNBOOKS
 
 APP = str(REPO / "streamlit_app.py")
+OOM = "Pods in checkout are OOMKilled; raise the limit and open a ticket"
 
 
 @pytest.fixture
@@ -57,38 +58,39 @@ def test_bad_input_shows_a_clear_error(app: AppTest):
     assert not app.exception
 
 
-def test_approval_requested_in_chat_is_approved_on_the_approvals_page(app: AppTest):
-    app.chat_input[0].set_value(
-        "Pods in checkout are OOMKilled; raise the limit and open a ticket"
-    ).run()
-    assert any("wait for approval" in i.value for i in app.info)
-    conversation = app.query_params["c"]
+def test_a_request_is_approved_on_the_approvals_page(app: AppTest, settings):
+    from copilot.service import Services
+
+    Services(settings).run(OOM, user="alice")  # someone else asked; analyst decides
     app.switch_page("pages/screens/approvals.py").run()
     assert not app.exception
     approve = [b for b in app.button if b.label == "Approve"]
     assert len(approve) == 2
     approve[0].click().run()
-    assert not app.exception
+    assert not app.exception and not app.error
     assert len([b for b in app.button if b.label == "Approve"]) == 1
     flash = " ".join(s.value for s in app.success)
-    assert "approved by" in flash and "created" in flash
-    # Back in the chat, the same conversation shows the continued run.
-    app.query_params["c"] = conversation
-    app.switch_page("pages/screens/chat.py").run()
+    assert "approved by analyst" in flash and "created" in flash
+
+
+def test_the_chat_shows_its_requests_inline_and_the_run_continued_elsewhere(app: AppTest, settings):
+    from copilot.service import Services
+
+    app.chat_input[0].set_value(OOM).run()
+    assert any("wait for approval" in i.value for i in app.info)
+    approve = [b for b in app.button if b.label == "Approve"]
+    assert len(approve) == 2  # the cards are inline in the conversation
+    approve[0].click().run()
+    assert "nobody may approve their own request" in app.error[0].value  # four eyes
+    # A lead approves one request from another process; the requester withdraws the other.
+    pending = [r["approval_id"] for r in Services(settings).store.query(
+        "SELECT approval_id FROM approvals WHERE status = 'pending' ORDER BY step"
+    )]  # fmt: skip
+    Services(settings).engine().decide(pending[0], approve=True, user="lead")
+    app.run()
+    next(t for t in app.text_input if t.label.startswith("Note")).set_value("CAB first")
+    next(b for b in app.button if b.label == "Reject").click().run()
     assert not app.exception
-    assert "1 action done." in texts(app) and "1 action waits for approval." in texts(app)
-
-
-def test_decide_inline_in_the_chat_and_the_run_completes(app: AppTest):
-    app.chat_input[0].set_value(
-        "Pods in checkout are OOMKilled; raise the limit and open a ticket"
-    ).run()
-    for label in ("Approve", "Reject"):
-        button = next(b for b in app.button if b.label == label)
-        if label == "Reject":
-            next(t for t in app.text_input if t.label.startswith("Note")).set_value("CAB first")
-        button.click().run()
-        assert not app.exception
     body = texts(app)
     assert "rejected by analyst: CAB first" in body
     assert "1 action done." in body and "1 action rejected." in body

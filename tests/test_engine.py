@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from copilot import approvals
-from copilot.errors import BudgetExceeded, InputError, NotFound
+from copilot.errors import InputError, NotFound
 from copilot.run.context import RunHooks
 from copilot.run.lease import Owner, me
 from copilot.run.state import RunState
@@ -195,7 +195,8 @@ def test_injection_in_the_task_fails_review_and_blocks_writes(services: Services
     result = services.run(task)
     assert result.verdict == "fail" and result.status == "completed"
     assert any("prompt injection" in r for r in result.reasons)
-    assert all(s.status == "denied" for s in result.steps if s.action == "tool")
+    # Tainted writes need a person; the failed review then rejects them at once.
+    assert all(s.status == "rejected" for s in result.steps if s.action == "tool")
     assert approvals.list_approvals(services.store, "pending") == []
 
 
@@ -213,22 +214,36 @@ def test_secrets_in_a_task_never_reach_the_store(services: Services):
     assert "[REDACTED]" in tasks[0]["task"]
 
 
-def test_budget_stops_paid_runs_before_any_spend_but_not_the_stub(services: Services):
+def test_four_eyes_role_and_current_policy_are_checked_at_claim(services: Services, tmp_path):
     import dataclasses
 
-    services.run("Disk full on the postgres volume")
-    with services.store.transaction() as tx:
-        tx.execute("UPDATE llm_usage SET cost_usd = 5")
-    services.settings = dataclasses.replace(
-        services.settings,
-        budget_usd=1.0,
-        llm_provider="openai",
-        openai_api_key="sk-unused",
-        openai_base_url="http://127.0.0.1:9/v1",  # never reached: the budget stops it first
+    from copilot.errors import PolicyDenied
+
+    result = services.run(OOM_TASK, user="alice")
+    jira = tool_step(result, "jira.create_issue")
+    with pytest.raises(PolicyDenied, match="alice .* may not decide"):
+        services.engine().decide(jira.approval_id, approve=True, user="alice")
+    with pytest.raises(PolicyDenied, match="may not decide"):
+        services.engine().decide(jira.approval_id, approve=True, user="bob", role="requester")
+    team = tmp_path / "team.cedar"
+    team.write_text(
+        services.policy.text
+        + '\n@id("no-tickets")\n@reason("tickets go through the service desk")\n'
+        'forbid (principal, action == Action::"jira.create_issue", resource);\n'
     )
-    with pytest.raises(BudgetExceeded, match="COPILOT_BUDGET_USD"):
-        services.run("Disk full again")
-    assert services.run("Disk full again", provider="stub").status == "completed"
+    services.settings = dataclasses.replace(services.settings, policy=team)
+    services.policy = Services(services.settings).policy
+    with pytest.raises(PolicyDenied, match="current policy denies"):
+        services.engine().decide(jira.approval_id, approve=True, user="bob", role="approver")
+    refusals = services.store.query(
+        "SELECT actor FROM audit_events WHERE action = 'approval.refused' ORDER BY seq"
+    )
+    assert [r["actor"] for r in refusals] == ["alice", "bob", "bob"]
+    assert approvals.list_approvals(services.store, "pending")  # nothing was decided
+    assert not Sandbox(services.settings.home).jira_file.exists()
+    # The requester may withdraw their own request.
+    done = services.engine().decide(jira.approval_id, approve=False, user="alice", note="dup")
+    assert done.status == "rejected"
 
 
 def test_a_password_in_the_task_is_redacted_and_the_approval_still_runs(services: Services):

@@ -24,6 +24,7 @@ from copilot.llm.base import LLMRequest, LLMResponse, Passage, Provider, StepSpe
 from copilot.llm.stub import StubProvider
 
 __all__ = [
+    "CallOutcome",
     "LLMRequest",
     "LLMResponse",
     "Models",

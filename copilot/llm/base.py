@@ -47,6 +47,8 @@ class LLMRequest:
     step: StepSpec | None = None
     draft: str = ""  # the answer under review, for purpose="review"
     schema: dict[str, Any] | None = None
+    max_output_tokens: int = 1024
+    """Sent as max_tokens, so a budget reservation is a true ceiling for the call."""
 
 
 @dataclass

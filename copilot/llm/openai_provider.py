@@ -143,7 +143,11 @@ class OpenAIProvider:
 
     # one HTTP request --------------------------------------------------------------------
     def _create(self, request: LLMRequest, timeout: float, *, stream: bool) -> Any:
-        params: dict[str, Any] = {"model": self.model, "messages": request.messages}
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.messages,
+            "max_tokens": request.max_output_tokens,
+        }
         if not _NO_TEMPERATURE.match(self.model):
             params["temperature"] = 0
         if request.schema:

@@ -51,7 +51,8 @@ class ToolRunner(Protocol):
 
 @dataclass(frozen=True)
 class PolicyDecision:
-    """What the policy said about one tool call, with the rule that decided and why."""
+    """What the policy said about one tool call, with the rule that decided and why.
+    `allowed`: runs now; `needs_approval`: runs once a person approves; neither: denied."""
 
     allowed: bool
     needs_approval: bool
@@ -62,7 +63,18 @@ class PolicyDecision:
 
 class PolicyPort(Protocol):
     def decide(
-        self, user: str, tool: str, *, writes: bool | None, target: str, tainted: bool
+        self, user: str, role: str, tool: str, *, writes: bool | None, target: str, tainted: bool
+    ) -> PolicyDecision: ...
+
+    def can_approve(
+        self,
+        approver: str,
+        role: str,
+        *,
+        approval_id: str,
+        requested_by: str,
+        tool: str,
+        target: str,
     ) -> PolicyDecision: ...
 
 
@@ -95,5 +107,7 @@ class RunContext:
     clock: Callable[[], datetime] = utcnow
     workers: int = 4
     approval_ttl: timedelta = timedelta(hours=24)
+    role_of: Callable[[str], str] = lambda user: "admin"
+    """The role a user acts in (the identity module's answer)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     """Guards the shared state while the steps of one wave run in threads."""

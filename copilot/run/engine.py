@@ -12,7 +12,7 @@ from typing import Any
 
 from copilot import approvals
 from copilot.config import MAX_TASK_CHARS
-from copilot.errors import BudgetExceeded, CopilotError, InputError
+from copilot.errors import CopilotError, InputError
 from copilot.guard import scan
 from copilot.run import executor, planner, reviewer
 from copilot.run.context import RunContext, RunHooks
@@ -64,15 +64,16 @@ class Engine:
         session_id: str = "",
         history: list[str] | None = None,
         hooks: RunHooks | None = None,
+        role: str | None = None,
     ) -> RunState:
         task = validate_task(task)
-        self.check_budget()
         hooks = hooks or RunHooks()
         primary = self.ctx.models.primary
         state = RunState(
             run_id=uuid.uuid4().hex[:12],
             task=task,
             user=user,
+            role=role or self.ctx.role_of(user),
             session_id=session_id,
             provider=primary.name,
             model=primary.model,
@@ -89,21 +90,6 @@ class Engine:
         except BaseException as exc:
             self._fail(state, exc, created)
             raise
-
-    def check_budget(self) -> None:
-        settings, models = self.ctx.settings, self.ctx.models
-        if not settings.budget_usd or models.primary.name == "stub":
-            return  # the offline provider costs nothing, so it stays available over budget
-        spent = self.ctx.store.query(
-            "SELECT coalesce(sum(cost_usd), 0) AS spent FROM llm_usage "
-            "WHERE created_at >= date_trunc('day', ?::TIMESTAMP)",
-            [utcnow()],
-        )[0]["spent"]
-        if spent >= settings.budget_usd:
-            raise BudgetExceeded(
-                f"Today's LLM spend ${spent:.4f} has reached COPILOT_BUDGET_USD="
-                f"{settings.budget_usd}; raise the budget or switch to LLM_PROVIDER=stub."
-            )
 
     # the loop ---------------------------------------------------------------------------
     def advance(self, state: RunState, hooks: RunHooks | None = None) -> RunState:
@@ -157,13 +143,15 @@ class Engine:
         user: str,
         note: str = "",
         hooks: RunHooks | None = None,
+        role: str | None = None,
     ) -> Decided:
         """Approve (run the call exactly once) or reject; then the run goes on, here."""
+        by = approvals.Decider(user, role or self.ctx.role_of(user), self.ctx.policy)
         found = approvals.claim(
-            self.ctx.store, approval_id, approve=approve, user=user, note=note, now=self.ctx.clock()
+            self.ctx.store, approval_id, approve=approve, by=by, note=note, now=self.ctx.clock()
         )
         if found.refused:
-            raise InputError(found.refused)
+            raise found.refused
         outcome = None
         if approve:
             outcome = self._call(found.state, found.step.position)

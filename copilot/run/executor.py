@@ -117,7 +117,12 @@ def _tool(ctx: RunContext, state: RunState, step: StepState, hooks: RunHooks) ->
     batch = Batch()
     hooks.on_step("executor", f"Step {step.position}: {step.title}", "running")
     decision = ctx.policy.decide(
-        state.user, step.tool, writes=step.writes, target=step.target, tainted=bool(state.flags)
+        state.user,
+        state.role,
+        step.tool,
+        writes=ctx.tools.writes(step.tool),
+        target=step.target,
+        tainted=bool(state.flags),
     )
     step.detail = decision.reason
     batch.audit(
@@ -131,10 +136,10 @@ def _tool(ctx: RunContext, state: RunState, step: StepState, hooks: RunHooks) ->
         needs_approval=decision.needs_approval,
         policy_hash=decision.policy_hash,
     )
-    if not decision.allowed:
-        step.status = StepStatus.DENIED
-    elif decision.needs_approval:
+    if decision.needs_approval:
         _request_approval(ctx, state, step, decision, batch)
+    elif not decision.allowed:
+        step.status = StepStatus.DENIED
     else:
         if step.writes:
             step.key = f"{state.run_id}-{step.position}"

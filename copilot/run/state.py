@@ -69,6 +69,7 @@ class RunState:
     run_id: str
     task: str
     user: str
+    role: str = "requester"
     session_id: str = ""
     provider: str = ""
     model: str = ""
