@@ -1,8 +1,8 @@
-"""Tool adapters the executor may call, behind the policy.
+"""The old sandbox the current run engine still calls (`Sandbox`, `run_tool`).
 
-Offline (the default) every tool works against a sandbox under $COPILOT_HOME: GitHub writes
-become branches and commits in a local git repository (`sandbox_repo/`), Jira tickets live in
-`sandbox_jira.json`. Each tool declares whether it writes; the policy reads that flag.
+Kept unchanged so the engine works until it switches to `Toolbox` (registry.py); then this
+module goes. GitHub writes become branches in `sandbox_repo/`, Jira tickets live in
+`sandbox_jira.json`.
 """
 
 from __future__ import annotations
@@ -15,31 +15,11 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from copilot.errors import ToolError
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    name: str
-    writes: bool
-    description: str
-
-
-TOOLS: dict[str, ToolSpec] = {
-    spec.name: spec
-    for spec in (
-        ToolSpec("jira.search", False, "search Jira issues"),
-        ToolSpec("jira.create_issue", True, "open a Jira ticket"),
-        ToolSpec("jira.comment", True, "comment on a Jira ticket"),
-        ToolSpec("github.list_commits", False, "list recent commits"),
-        ToolSpec("github.create_issue", True, "open a GitHub issue"),
-        ToolSpec("github.create_pull_request", True, "open a GitHub pull request"),
-    )
-}
+from copilot.tools.registry import ToolOutcome
 
 
 class Sandbox:
@@ -166,14 +146,6 @@ class Sandbox:
             "commit": commit,
             "url": f"sandbox://github/{branch}",
         }
-
-
-@dataclass(frozen=True)
-class ToolOutcome:
-    status: str  # done, error
-    output: dict[str, Any] | None
-    error: str | None
-    latency_ms: float
 
 
 def run_tool(sandbox: Sandbox, tool: str, args: dict[str, Any]) -> ToolOutcome:
