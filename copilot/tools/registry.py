@@ -253,6 +253,8 @@ class Toolbox:
             return {**self.mcp.call(server, tool, canonical), **context}
         if not spec.writes:
             return {**self._run(name, canonical, ""), **context}
+        if spec.preview == "diff":
+            _require_changes(canonical)  # before the lookup: no request for a call that cannot run
         key = key or uuid.uuid4().hex[:16]
         existing = self.lookup(name, canonical, key)
         if existing is not None:
@@ -360,7 +362,6 @@ class Toolbox:
 
     def _live_github_create_pull_request(self, a: dict[str, Any], key: str) -> dict[str, Any]:
         assert self.github is not None
-        _require_changes(a)
         return self.github.create_pull_request(a, key, a["repo"])
 
     def _find_live_github_create_issue(self, a: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -400,7 +401,6 @@ class Toolbox:
         return self.sandbox_issues.comment(f"#{a['number']}", a["body"], key)
 
     def _sandbox_github_create_pull_request(self, a: dict[str, Any], key: str) -> dict[str, Any]:
-        _require_changes(a)
         message = f"{a['title']}\n\n{a['body']}\n\nCopilot-Key: {key}"
         return self.repo.create_branch(branch_for(key), a["changes"], message)
 
