@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 app = MCPServer("notes")
@@ -39,7 +40,7 @@ def add_note(title: str, body: str = "") -> dict[str, str]:
 @app.tool()
 def fail(reason: str) -> str:
     """Always fails, with the given reason."""
-    raise ValueError(reason)
+    raise ToolError(reason)
 
 
 if __name__ == "__main__":
