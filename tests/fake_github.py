@@ -2,8 +2,9 @@
 
 `FakeServer` is the shared machinery (also used by fake_jira.py): routes, an auth check,
 every request recorded (method, path, query, headers, JSON body), and scripted faults for the
-next matching request — an error status with headers (429 + Retry-After), or a *lost*
-response: the server acts on the request, then drops the connection without answering.
+next matching request — an error status with headers (429 + Retry-After), a *lost*
+response (the server acts on the request, then drops the connection without answering), or a
+*hung* one (it acts, then answers only once the test sets `release`).
 
     with FakeGitHub(token="t") as gh:
         gh.fail_next("POST", r"/issues$", 429, {"retry-after": "3"})
@@ -41,6 +42,7 @@ class Fault:
     pattern: str
     status: int = 0  # 0 = lose the response after acting on the request
     headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False  # act on the request, then answer only once `release` is set
 
 
 class FakeServer:
@@ -51,6 +53,7 @@ class FakeServer:
         self.faults: list[Fault] = []
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Reply]]] = []
         self.lock = threading.Lock()
+        self.release = threading.Event()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -63,6 +66,7 @@ class FakeServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -74,6 +78,9 @@ class FakeServer:
 
     def lose_next(self, method: str, pattern: str) -> None:
         self.faults.append(Fault(method, pattern))
+
+    def hang_next(self, method: str, pattern: str) -> None:
+        self.faults.append(Fault(method, pattern, hang=True))
 
     def authorized(self, headers: dict[str, str]) -> bool:
         raise NotImplementedError
@@ -125,7 +132,9 @@ class FakeServer:
                     body=json.loads(raw) if raw else None,
                 )
                 (status, body), fault = server.dispatch(request)
-                if fault is not None and not fault.status:
+                if fault is not None and fault.hang:
+                    server.release.wait(timeout=10)  # bounded: the fixture releases on exit
+                elif fault is not None and not fault.status:
                     self.close_connection = True  # acted on it; the answer never arrives
                     return
                 payload = b"" if status == 204 else json.dumps(body).encode()

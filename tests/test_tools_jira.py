@@ -178,3 +178,16 @@ def test_half_configured_jira_is_a_config_error(tmp_path: Path):
     assert loaded.jira_project == "OPS" and loaded.github_repository == "acme/infra"
     assert {"secret-token", "ghp-abc"} <= set(loaded.secret_values())
     assert "secret-token" not in repr(loaded) and "ghp-abc" not in repr(loaded)
+
+
+def test_every_request_has_a_timeout_and_a_slow_create_is_found_on_retry(
+    tmp_path: Path, jira: FakeJira, clock: Clock
+):
+    toolbox = make_toolbox(tmp_path, jira, clock, tool_timeout_s=0.3)
+    jira.hang_next("POST", "/rest/api/3/issue$")
+    first = create(toolbox, key="slow")
+    assert first.status == "error" and "timed out" in first.error
+    jira.release.set()
+    second = create(toolbox, key="slow")
+    assert second.status == "done" and second.output["existing"] is True
+    assert len(jira.issues) == 1
