@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from copilot.config import Settings
-from copilot.errors import ToolError
+from copilot.errors import InputError, ToolError
 from copilot.store import Store
 from copilot.tools import TOOLS, Sandbox, Toolbox, ToolOutcome, run_tool
 from copilot.tools.sandbox import SandboxRepo
@@ -179,3 +179,25 @@ def test_unknown_tools_list_the_known_ones(toolbox: Toolbox):
     assert out.status == "error" and "not a known tool" in out.error
     doc = toolbox.planner_doc()
     assert all(name in doc for name in TOOLS) and '"changes"' not in doc
+
+
+@pytest.mark.parametrize(
+    ("tool", "args"),
+    [
+        ("github.read_file", {"path": "README.md", "ref": "--output=/tmp/x"}),
+        ("github.read_file", {"path": "-p"}),
+        ("github.read_file", {"path": "../../etc/passwd"}),
+        ("github.read_file", {"path": "/etc/passwd"}),
+        ("github.list_commits", {"path": "infra/../../x"}),
+        (
+            "github.create_pull_request",
+            {"title": "t", "changes": [{"path": "../outside.yaml", "content": "x"}]},
+        ),
+    ],
+)
+def test_paths_and_refs_that_could_reach_gits_command_line_are_refused(
+    toolbox: Toolbox, tool: str, args: dict
+):
+    with pytest.raises(InputError):
+        toolbox.validate(tool, args)
+    assert toolbox.validate("github.read_file", {"path": "infra/k8s/a..b.yaml", "ref": "main"})

@@ -10,10 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 REPO_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
 ISSUE_KEY_PATTERN = r"^[A-Z][A-Z0-9_]+-[0-9]+$"
+# Paths and refs reach git's command line in the sandbox: no leading '-' (an option), no
+# absolute paths, no '..' segments.
+PATH_PATTERN = r"^(?![/-])(?!(.*/)?\.\.(/|$))[^\x00\n]+$"
+REF_PATTERN = r"^((?!-)[A-Za-z0-9._/-]+)?$"
 
 
 class Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # python-re: the path and ref patterns need look-ahead, which the default engine lacks.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, regex_engine="python-re")
 
 
 class JiraSearch(Args):
@@ -50,14 +55,14 @@ class GithubSearchIssues(Args):
 
 
 class GithubReadFile(Args):
-    path: str = Field(min_length=1, max_length=500)
+    path: str = Field(min_length=1, max_length=500, pattern=PATH_PATTERN)
     repo: str = Field("", pattern=f"({REPO_PATTERN})|^$")
-    ref: str = Field("", max_length=200)
+    ref: str = Field("", max_length=200, pattern=REF_PATTERN)
 
 
 class GithubListCommits(Args):
     repo: str = Field("", pattern=f"({REPO_PATTERN})|^$")
-    path: str = Field("", max_length=500)
+    path: str = Field("", max_length=500, pattern=f"({PATH_PATTERN})|^$")
     limit: int = Field(10, ge=1, le=100)
 
 
@@ -74,7 +79,7 @@ class GithubComment(Args):
 
 
 class FileChange(Args):
-    path: str = Field(min_length=1, max_length=500)
+    path: str = Field(min_length=1, max_length=500, pattern=PATH_PATTERN)
     content: str = Field(max_length=1_000_000)
 
 
@@ -82,8 +87,12 @@ class GithubCreatePullRequest(Args):
     title: str = Field(min_length=1, max_length=256)
     body: str = Field("", max_length=60000)
     repo: str = Field("", pattern=f"({REPO_PATTERN})|^$")
-    path: str = Field("", max_length=500, description="file to change; prepare() finds it")
+    path: str = Field(
+        "", max_length=500, pattern=f"({PATH_PATTERN})|^$", description="prepare() finds it"
+    )
     changes: list[FileChange] = Field(
         default_factory=list, max_length=20, description="filled by prepare(): new contents"
     )
-    base: str = Field("", max_length=200, description="default: the default branch")
+    base: str = Field(
+        "", max_length=200, pattern=REF_PATTERN, description="default: the default branch"
+    )
