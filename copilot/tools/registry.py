@@ -27,8 +27,9 @@ from copilot.config import Settings
 from copilot.errors import CopilotError, InputError, ToolError
 from copilot.store import Store
 from copilot.tools import args as A
+from copilot.tools.adapters import GitHubLive, GitHubSandbox, JiraLive, JiraSandbox
 from copilot.tools.edits import Edit, plan_edit
-from copilot.tools.github import GitHub, branch_for
+from copilot.tools.github import GitHub
 from copilot.tools.http import RetryPolicy
 from copilot.tools.jira import Jira
 from copilot.tools.mcp import McpClient, McpTool, load_servers
@@ -126,6 +127,14 @@ class Toolbox:
         self.repo = SandboxRepo(settings.home)
         self.sandbox_jira = SandboxTickets(store, "jira")
         self.sandbox_issues = SandboxTickets(store, "github")
+        self._adapters: dict[tuple[str, str], Any] = {
+            ("jira", "sandbox"): JiraSandbox(self.sandbox_jira),
+            ("github", "sandbox"): GitHubSandbox(self.repo, self.sandbox_issues),
+        }
+        if self.jira:
+            self._adapters["jira", "live"] = JiraLive(self.jira)
+        if self.github:
+            self._adapters["github", "live"] = GitHubLive(self.github)
         self.mcp = (
             McpClient(load_servers(Path(settings.mcp_servers))) if settings.mcp_servers else None
         )
@@ -211,7 +220,7 @@ class Toolbox:
             )
 
     def _prepare_change(self, args: dict[str, Any], task: str) -> Prepared:
-        files = _Files(self, args.get("repo", ""))
+        files = _Files(self._adapter("github.read_file")[0], args.get("repo", ""))
         if args["changes"]:  # a caller that brings its own contents still gets the real diff
             edits = [
                 Edit(c["path"], files.read_text(c["path"]) or "", c["content"], c["path"])
@@ -261,162 +270,23 @@ class Toolbox:
             return {**existing, **context, "existing": True}
         return {**self._run(name, canonical, key), **context}
 
+    def _adapter(self, name: str) -> tuple[Any, str]:
+        """The adapter (system, mode) that runs this tool, and the tool's method name."""
+        system, op = name.split(".", 1)
+        return self._adapters[system, self.mode(name)], op
+
     def _run(self, name: str, args: dict[str, Any], key: str) -> dict[str, Any]:
-        mode = self.mode(name)
-        handler = getattr(self, f"_{mode}_{name.replace('.', '_')}")
-        result: dict[str, Any] = handler(args, key)
+        adapter, op = self._adapter(name)
+        result: dict[str, Any] = getattr(adapter, op)(args, key)
         return result
 
     def lookup(self, name: str, args: dict[str, Any], key: str) -> dict[str, Any] | None:
         """The object an earlier attempt with this key created (the API's own search)."""
-        finder = getattr(self, f"_find_{self.mode(name)}_{name.replace('.', '_')}", None)
+        if self.spec(name).system == "mcp":
+            return None  # an MCP server offers no search we could trust for this
+        adapter, op = self._adapter(name)
+        finder = getattr(adapter, f"find_{op}", None)
         return None if finder is None else finder(self.validate(name, args), key)
-
-    # Jira, live -------------------------------------------------------------------------
-    def _live_jira_search(self, a: dict[str, Any], _: str) -> dict[str, Any]:
-        assert self.jira is not None
-        return self.jira.search(a["jql"] or self.jira.text_jql(a["query"]), a["max_results"])
-
-    def _live_jira_get_issue(self, a: dict[str, Any], _: str) -> dict[str, Any]:
-        assert self.jira is not None
-        return self.jira.get_issue(a["issue"])
-
-    def _live_jira_create_issue(self, a: dict[str, Any], key: str) -> dict[str, Any]:
-        assert self.jira is not None
-        return self.jira.create_issue(a, key)
-
-    def _live_jira_comment(self, a: dict[str, Any], key: str) -> dict[str, Any]:
-        assert self.jira is not None
-        return self.jira.comment(a["issue"], a["body"], key)
-
-    def _live_jira_transition(self, a: dict[str, Any], _: str) -> dict[str, Any]:
-        assert self.jira is not None
-        return self.jira.transition(a["issue"], a["transition"])
-
-    def _find_live_jira_create_issue(self, a: dict[str, Any], key: str) -> dict[str, Any] | None:
-        assert self.jira is not None
-        return self.jira.find_labelled(key)
-
-    def _find_live_jira_comment(self, a: dict[str, Any], key: str) -> dict[str, Any] | None:
-        assert self.jira is not None
-        return self.jira.find_comment(a["issue"], key)
-
-    def _find_live_jira_transition(self, a: dict[str, Any], _: str) -> dict[str, Any] | None:
-        assert self.jira is not None
-        issue = self.jira.get_issue(a["issue"])
-        done = issue["status"].lower() == a["transition"].lower()
-        return (
-            {"key": issue["key"], "status": issue["status"], "url": issue["url"]} if done else None
-        )
-
-    # Jira, sandbox ----------------------------------------------------------------------
-    def _sandbox_jira_search(self, a: dict[str, Any], _: str) -> dict[str, Any]:
-        hits = self.sandbox_jira.search(a["jql"] or a["query"], a["max_results"])
-        return {"issues": hits}
-
-    def _sandbox_jira_get_issue(self, a: dict[str, Any], _: str) -> dict[str, Any]:
-        return self.sandbox_jira.get(a["issue"])
-
-    def _sandbox_jira_create_issue(self, a: dict[str, Any], key: str) -> dict[str, Any]:
-        labels = [*a["labels"], f"copilot-{key}"]
-        made = self.sandbox_jira.create(a["summary"], a["description"], labels, key)
-        return {"key": made["key"], "url": made["url"]}
-
-    def _sandbox_jira_comment(self, a: dict[str, Any], key: str) -> dict[str, Any]:
-        return self.sandbox_jira.comment(a["issue"], a["body"], key)
-
-    def _sandbox_jira_transition(self, a: dict[str, Any], _: str) -> dict[str, Any]:
-        return self.sandbox_jira.transition(a["issue"], a["transition"])
-
-    def _find_sandbox_jira_create_issue(self, a: dict[str, Any], key: str) -> dict[str, Any] | None:
-        return self.sandbox_jira.find_by_idem_key(key)
-
-    def _find_sandbox_jira_comment(self, a: dict[str, Any], key: str) -> dict[str, Any] | None:
-        return self.sandbox_jira.find_comment(a["issue"], key)
-
-    # GitHub, live -----------------------------------------------------------------------
-    def _live_github_search_issues(self, a: dict[str, Any], _: str) -> dict[str, Any]:
-        assert self.github is not None
-        return self.github.search_issues(a["query"], a["repo"])
-
-    def _live_github_read_file(self, a: dict[str, Any], _: str) -> dict[str, Any]:
-        assert self.github is not None
-        found = self.github.read_file(a["path"], a["repo"], a["ref"])
-        if found is None:
-            raise ToolError(
-                f"{a['path']} does not exist in {a['repo'] or self.github.repo}.", status_code=404
-            )
-        return found
-
-    def _live_github_list_commits(self, a: dict[str, Any], _: str) -> dict[str, Any]:
-        assert self.github is not None
-        return self.github.list_commits(a["repo"], a["path"], a["limit"])
-
-    def _live_github_create_issue(self, a: dict[str, Any], key: str) -> dict[str, Any]:
-        assert self.github is not None
-        return self.github.create_issue(a["title"], a["body"], key, a["repo"])
-
-    def _live_github_comment(self, a: dict[str, Any], key: str) -> dict[str, Any]:
-        assert self.github is not None
-        return self.github.comment(a["number"], a["body"], key, a["repo"])
-
-    def _live_github_create_pull_request(self, a: dict[str, Any], key: str) -> dict[str, Any]:
-        assert self.github is not None
-        return self.github.create_pull_request(a, key, a["repo"])
-
-    def _find_live_github_create_issue(self, a: dict[str, Any], key: str) -> dict[str, Any] | None:
-        assert self.github is not None
-        return self.github.find_marked_issue(key, a["repo"])
-
-    def _find_live_github_comment(self, a: dict[str, Any], key: str) -> dict[str, Any] | None:
-        assert self.github is not None
-        return self.github.find_marked_comment(a["number"], key, a["repo"])
-
-    def _find_live_github_create_pull_request(
-        self, a: dict[str, Any], key: str
-    ) -> dict[str, Any] | None:
-        assert self.github is not None
-        return self.github.find_pull_request(key, a["repo"])
-
-    # GitHub, sandbox --------------------------------------------------------------------
-    def _sandbox_github_search_issues(self, a: dict[str, Any], _: str) -> dict[str, Any]:
-        return {"issues": self.sandbox_issues.search(a["query"])}
-
-    def _sandbox_github_read_file(self, a: dict[str, Any], _: str) -> dict[str, Any]:
-        found = self.repo.read_file(a["path"], a["ref"])
-        if found is None:
-            raise ToolError(
-                f"{a['path']} does not exist in the sandbox repository.", status_code=404
-            )
-        return found
-
-    def _sandbox_github_list_commits(self, a: dict[str, Any], _: str) -> dict[str, Any]:
-        return self.repo.list_commits(a["path"], a["limit"])
-
-    def _sandbox_github_create_issue(self, a: dict[str, Any], key: str) -> dict[str, Any]:
-        made = self.sandbox_issues.create(a["title"], a["body"], [], key)
-        return {"number": made["number"], "url": made["url"]}
-
-    def _sandbox_github_comment(self, a: dict[str, Any], key: str) -> dict[str, Any]:
-        return self.sandbox_issues.comment(f"#{a['number']}", a["body"], key)
-
-    def _sandbox_github_create_pull_request(self, a: dict[str, Any], key: str) -> dict[str, Any]:
-        message = f"{a['title']}\n\n{a['body']}\n\nCopilot-Key: {key}"
-        return self.repo.create_branch(branch_for(key), a["changes"], message)
-
-    def _find_sandbox_github_create_issue(
-        self, a: dict[str, Any], key: str
-    ) -> dict[str, Any] | None:
-        found = self.sandbox_issues.find_by_idem_key(key)
-        return {"number": int(found["key"].lstrip("#")), "url": found["url"]} if found else None
-
-    def _find_sandbox_github_comment(self, a: dict[str, Any], key: str) -> dict[str, Any] | None:
-        return self.sandbox_issues.find_comment(f"#{a['number']}", key)
-
-    def _find_sandbox_github_create_pull_request(
-        self, a: dict[str, Any], key: str
-    ) -> dict[str, Any] | None:
-        return self.repo.find_branch(branch_for(key))
 
     # MCP --------------------------------------------------------------------------------
     def _mcp_tools(self) -> dict[str, ToolSpec]:
@@ -438,21 +308,17 @@ class Toolbox:
 class _Files:
     """What edits.plan_edit reads: the live repository or the sandbox one."""
 
-    def __init__(self, toolbox: Toolbox, repo: str) -> None:
-        self.toolbox = toolbox
+    def __init__(self, adapter: Any, repo: str) -> None:
+        self.adapter = adapter
         self.repo = repo
 
     def list_dir(self, path: str) -> list[str]:
-        if self.toolbox.github:
-            return self.toolbox.github.list_dir(path, self.repo)
-        return self.toolbox.repo.list_dir(path)
+        result: list[str] = self.adapter.list_dir(path, self.repo)
+        return result
 
     def read_text(self, path: str) -> str | None:
-        if self.toolbox.github:
-            found = self.toolbox.github.read_file(path, self.repo)
-        else:
-            found = self.toolbox.repo.read_file(path)
-        return None if found is None else str(found["content"])
+        result: str | None = self.adapter.read_text(path, self.repo)
+        return result
 
 
 def _require_changes(args: dict[str, Any]) -> None:
