@@ -261,3 +261,15 @@ def test_prepare_reports_instead_of_inventing_a_path(toolbox: Toolbox, gh: FakeG
     )
     assert prepared.args is None and "names no service" in prepared.note
     assert "checkout" in prepared.note  # the known services are listed
+
+
+def test_a_file_changed_after_the_diff_was_made_is_not_overwritten(
+    toolbox: Toolbox, gh: FakeGitHub
+):
+    prepared = toolbox.prepare("github.create_pull_request", {"title": "t"}, task=OOM_TASK)
+    assert prepared.args is not None and prepared.args["changes"][0]["base_sha"]
+    path = "infra/k8s/checkout/deployment.yaml"
+    gh.branches["main"][path] += "# someone else's change\n"
+    out = toolbox.call("github.create_pull_request", prepared.args, key="late")
+    assert out.status == "error" and "changed in acme/infra since this diff was made" in out.error
+    assert not gh.sent("PUT") and gh.pulls == []

@@ -201,3 +201,15 @@ def test_paths_and_refs_that_could_reach_gits_command_line_are_refused(
     with pytest.raises(InputError):
         toolbox.validate(tool, args)
     assert toolbox.validate("github.read_file", {"path": "infra/k8s/a..b.yaml", "ref": "main"})
+
+
+def test_a_diff_made_against_an_older_main_is_refused(toolbox: Toolbox, tmp_path: Path):
+    prepared = toolbox.prepare("github.create_pull_request", {"title": "t"}, task=OOM_TASK)
+    assert prepared.args is not None
+    repo = tmp_path / "sandbox_repo"
+    manifest = repo / "infra/k8s/checkout/deployment.yaml"
+    manifest.write_text(manifest.read_text() + "# hotfix\n")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-qam", "hotfix")
+    out = toolbox.call("github.create_pull_request", prepared.args, key="late")
+    assert out.status == "error" and "changed on main since this diff was made" in out.error
+    assert toolbox.repo.branches() == []

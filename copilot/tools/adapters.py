@@ -85,9 +85,8 @@ class GitHubLive:
     def list_dir(self, path: str, repo: str) -> list[str]:
         return self.api.list_dir(path, repo)
 
-    def read_text(self, path: str, repo: str) -> str | None:
-        found = self.api.read_file(path, repo)
-        return None if found is None else str(found["content"])
+    def read(self, path: str, repo: str) -> dict[str, Any] | None:
+        return self.api.read_file(path, repo)
 
     def search_issues(self, a: dict[str, Any], _: str) -> dict[str, Any]:
         return self.api.search_issues(a["query"], a["repo"])
@@ -130,9 +129,8 @@ class GitHubSandbox:
     def list_dir(self, path: str, repo: str) -> list[str]:
         return self.repo.list_dir(path)
 
-    def read_text(self, path: str, repo: str) -> str | None:
-        found = self.repo.read_file(path)
-        return None if found is None else str(found["content"])
+    def read(self, path: str, repo: str) -> dict[str, Any] | None:
+        return self.repo.read_file(path)
 
     def search_issues(self, a: dict[str, Any], _: str) -> dict[str, Any]:
         return {"issues": self.issues.search(a["query"])}

@@ -81,6 +81,9 @@ class GithubComment(Args):
 class FileChange(Args):
     path: str = Field(min_length=1, max_length=500, pattern=PATH_PATTERN)
     content: str = Field(max_length=1_000_000)
+    base_sha: str = Field(
+        "", max_length=64, description="blob sha the diff was made against; '' = no check"
+    )
 
 
 class GithubCreatePullRequest(Args):

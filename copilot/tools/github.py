@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
+from copilot.errors import ToolError
 from copilot.tools.http import RestClient, RetryPolicy
 
 MARKER = "Copilot-Key"
@@ -172,6 +173,7 @@ class GitHub:
         if current is not None:
             if current["content"] == change["content"]:
                 return  # committed by an earlier attempt
+            _check_base(change, current["sha"], self.repo)
             payload["sha"] = current["sha"]
         self.rest.request(
             "PUT", self._repo_path(repo, f"/contents/{quote(change['path'])}"), json=payload
@@ -205,3 +207,14 @@ class GitHub:
         if not found:
             return None
         return {"number": found[0]["number"], "url": found[0]["html_url"], "branch": branch}
+
+
+def _check_base(change: dict[str, Any], sha: str, where: str) -> None:
+    """Refuse to commit over a file that changed since the diff was approved: the person
+    approved a diff against one version, and applying it to another would revert work."""
+    base = change.get("base_sha") or ""
+    if base and base != sha:
+        raise ToolError(
+            f"{change['path']} changed in {where} since this diff was made "
+            f"({base[:7]} -> {sha[:7]}); run the task again to propose a fresh change."
+        )

@@ -226,7 +226,9 @@ class Toolbox:
                 Edit(c["path"], files.read_text(c["path"]) or "", c["content"], c["path"])
                 for c in args["changes"]
             ]
-            return Prepared(args, {"kind": "diff", "text": "".join(e.diff for e in edits)})
+            changes = [{**c, "base_sha": files.shas.get(c["path"], "")} for c in args["changes"]]
+            diff = "".join(e.diff for e in edits)
+            return Prepared({**args, "changes": changes}, {"kind": "diff", "text": diff})
         planned = plan_edit(task, files)
         if not isinstance(planned, Edit):
             return Prepared(None, note=planned.note)
@@ -235,7 +237,13 @@ class Toolbox:
             **args,
             "path": planned.path,
             "body": body,
-            "changes": [{"path": planned.path, "content": planned.after}],
+            "changes": [
+                {
+                    "path": planned.path,
+                    "content": planned.after,
+                    "base_sha": files.shas.get(planned.path, ""),
+                }
+            ],
         }
         return Prepared(ready, {"kind": "diff", "text": planned.diff}, planned.summary)
 
@@ -311,14 +319,19 @@ class _Files:
     def __init__(self, adapter: Any, repo: str) -> None:
         self.adapter = adapter
         self.repo = repo
+        self.shas: dict[str, str] = {}
+        """Blob sha of each file read: the approved diff applies only to that version."""
 
     def list_dir(self, path: str) -> list[str]:
         result: list[str] = self.adapter.list_dir(path, self.repo)
         return result
 
     def read_text(self, path: str) -> str | None:
-        result: str | None = self.adapter.read_text(path, self.repo)
-        return result
+        found: dict[str, Any] | None = self.adapter.read(path, self.repo)
+        if found is None:
+            return None
+        self.shas[path] = str(found["sha"])
+        return str(found["content"])
 
 
 def _require_changes(args: dict[str, Any]) -> None:

@@ -152,6 +152,7 @@ class SandboxRepo:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             self.git("read-tree", MAIN, env=env)
             for change in changes:
+                self._check_base(change)
                 blob = self.git("hash-object", "-w", "--stdin", stdin=change["content"]).strip()
                 self.git(
                     "update-index",
@@ -163,6 +164,17 @@ class SandboxRepo:
             tree = self.git("write-tree", env=env).strip()
         parent = self.git("rev-parse", MAIN).strip()
         return self.git("commit-tree", tree, "-p", parent, "-m", message).strip()
+
+    def _check_base(self, change: dict[str, Any]) -> None:
+        base = change.get("base_sha") or ""
+        if not base or not self._exists(MAIN, change["path"]):
+            return
+        sha = self.git("rev-parse", f"{MAIN}:{change['path']}").strip()
+        if sha != base:
+            raise ToolError(
+                f"{change['path']} changed on {MAIN} since this diff was made "
+                f"({base[:7]} -> {sha[:7]}); run the task again to propose a fresh change."
+            )
 
     def _describe_branch(self, branch: str) -> dict[str, Any]:
         commit = self.git("rev-parse", "--short", f"refs/heads/{branch}").strip()
