@@ -213,3 +213,19 @@ def test_a_diff_made_against_an_older_main_is_refused(toolbox: Toolbox, tmp_path
     out = toolbox.call("github.create_pull_request", prepared.args, key="late")
     assert out.status == "error" and "changed on main since this diff was made" in out.error
     assert toolbox.repo.branches() == []
+
+
+def test_changes_brought_by_the_caller_get_the_real_diff_and_a_base(toolbox: Toolbox):
+    current = toolbox.repo.read_file("config/search.toml")
+    assert current is not None
+    edited = current["content"].replace("max_results = 50", "max_results = 100")
+    prepared = toolbox.prepare(
+        "github.create_pull_request",
+        {"title": "t", "changes": [{"path": "config/search.toml", "content": edited}]},
+        task="",
+    )
+    assert prepared.args is not None
+    assert prepared.args["changes"][0]["base_sha"] == current["sha"]
+    assert "-max_results = 50\n+max_results = 100" in prepared.preview["text"]
+    out = toolbox.call("github.create_pull_request", prepared.args, key="own")
+    assert out.status == "done" and "+max_results = 100" in out.output["diff"]

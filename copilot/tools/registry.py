@@ -226,7 +226,10 @@ class Toolbox:
                 Edit(c["path"], files.read_text(c["path"]) or "", c["content"], c["path"])
                 for c in args["changes"]
             ]
-            changes = [{**c, "base_sha": files.shas.get(c["path"], "")} for c in args["changes"]]
+            changes = [
+                {**c, "base_sha": c["base_sha"] or files.shas.get(c["path"], "")}
+                for c in args["changes"]
+            ]
             diff = "".join(e.diff for e in edits)
             return Prepared({**args, "changes": changes}, {"kind": "diff", "text": diff})
         planned = plan_edit(task, files)
