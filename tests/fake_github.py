@@ -175,6 +175,7 @@ class FakeGitHub(FakeServer):
         self.route("GET", rf"/repos/{r}/git/ref/heads/(.+)", self._get_ref)
         self.route("POST", rf"/repos/{r}/git/refs", self._create_ref)
         self.route("POST", rf"/repos/{r}/issues", self._create_issue)
+        self.route("GET", rf"/repos/{r}/issues", self._list_issues)
         self.route("POST", rf"/repos/{r}/issues/(\d+)/comments", self._create_comment)
         self.route("GET", rf"/repos/{r}/issues/(\d+)/comments", self._list_comments)
         self.route("POST", rf"/repos/{r}/pulls", self._create_pull)
@@ -259,6 +260,10 @@ class FakeGitHub(FakeServer):
         }
         self.issues.append(issue)
         return 201, issue
+
+    def _list_issues(self, req: Request) -> Reply:
+        newest = sorted(self.issues, key=lambda i: i["number"], reverse=True)
+        return 200, newest[: int(req.query.get("per_page", 30))]
 
     def _create_comment(self, req: Request, number: str) -> Reply:
         if not any(i["number"] == int(number) for i in self.issues):

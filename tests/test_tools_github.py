@@ -99,8 +99,14 @@ def test_create_issue_and_comment_carry_the_key(toolbox: Toolbox, gh: FakeGitHub
     post = gh.sent("POST", "/issues$")[0]
     assert post.body["title"] == "OOM in checkout"
     assert post.body["body"].endswith("Copilot-Key: k1\n")
-    # A lookup (search) then the create: two requests for one issue.
-    assert [r.method for r in gh.requests] == ["GET", "POST"]
+    # The lookup (newest issues, then search) and the create: three requests for one issue.
+    assert [(r.method, r.path) for r in gh.requests] == [
+        ("GET", "/repos/acme/infra/issues"),
+        ("GET", "/search/issues"),
+        ("POST", "/repos/acme/infra/issues"),
+    ]
+    assert gh.requests[1].query["q"] == '"Copilot-Key: k1" in:body is:issue repo:acme/infra'
+    assert gh.requests[1].query["advanced_search"] == "true"
 
     said = toolbox.call("github.comment", {"number": 1, "body": "raised to 1Gi"}, key="k2")
     assert said.status == "done" and said.output["number"] == 1
@@ -273,3 +279,10 @@ def test_a_file_changed_after_the_diff_was_made_is_not_overwritten(
     out = toolbox.call("github.create_pull_request", prepared.args, key="late")
     assert out.status == "error" and "changed in acme/infra since this diff was made" in out.error
     assert not gh.sent("PUT") and gh.pulls == []
+
+
+def test_a_key_never_matches_a_longer_key(toolbox: Toolbox, gh: FakeGitHub):
+    toolbox.call("github.create_issue", {"title": "host"}, key="host")
+    toolbox.call("github.comment", {"number": 1, "body": "b"}, key="k10")
+    assert toolbox.lookup("github.comment", {"number": 1, "body": "b"}, "k1") is None
+    assert toolbox.lookup("github.create_issue", {"title": "x"}, "hos") is None

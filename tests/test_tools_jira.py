@@ -191,3 +191,10 @@ def test_every_request_has_a_timeout_and_a_slow_create_is_found_on_retry(
     second = create(toolbox, key="slow")
     assert second.status == "done" and second.output["existing"] is True
     assert len(jira.issues) == 1
+
+
+def test_a_comment_key_never_matches_a_longer_key(toolbox: Toolbox, jira: FakeJira):
+    create(toolbox)
+    toolbox.call("jira.comment", {"issue": "OPS-1", "body": "b"}, key="c10")
+    assert toolbox.lookup("jira.comment", {"issue": "OPS-1", "body": "b"}, "c1") is None
+    assert toolbox.lookup("jira.comment", {"issue": "OPS-1", "body": "b"}, "c10") is not None

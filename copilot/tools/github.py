@@ -78,7 +78,8 @@ class GitHub:
     # Reads ------------------------------------------------------------------------------
     def search_issues(self, query: str, repo: str = "", limit: int = 10) -> dict[str, Any]:
         q = f"{query} repo:{repo or self.repo}"
-        body = self.rest.request("GET", "/search/issues", params={"q": q, "per_page": limit}).json()
+        params = {"q": q, "per_page": limit, "advanced_search": "true"}
+        body = self.rest.request("GET", "/search/issues", params=params).json()
         items = [
             {"number": i["number"], "title": i["title"], "state": i["state"], "url": i["html_url"]}
             for i in body.get("items", [])
@@ -181,19 +182,27 @@ class GitHub:
 
     # Idempotency lookups ----------------------------------------------------------------
     def find_marked_issue(self, key: str, repo: str = "") -> dict[str, Any] | None:
-        q = f'"{MARKER}: {key}" in:body repo:{repo or self.repo}'
-        body = self.rest.request("GET", "/search/issues", params={"q": q}).json()
-        for item in body.get("items", []):
-            if f"{MARKER}: {key}" in (item.get("body") or ""):
-                return {"number": item["number"], "url": item["html_url"]}
-        return None
+        """The issue whose body carries the key. The search index lags creation by seconds
+        to minutes, so the newest issues are listed first (consistent), then searched."""
+        recent = self.rest.request(
+            "GET",
+            self._repo_path(repo, "/issues"),
+            params={"state": "all", "sort": "created", "direction": "desc", "per_page": 50},
+        ).json()
+        found = _with_marker(recent, key)
+        if found is None:
+            q = f'"{MARKER}: {key}" in:body is:issue repo:{repo or self.repo}'
+            params = {"q": q, "advanced_search": "true"}
+            body = self.rest.request("GET", "/search/issues", params=params).json()
+            found = _with_marker(body.get("items", []), key)
+        return None if found is None else {"number": found["number"], "url": found["html_url"]}
 
     def find_marked_comment(self, number: int, key: str, repo: str = "") -> dict[str, Any] | None:
         path = self._repo_path(repo, f"/issues/{number}/comments")
-        for item in self.rest.request("GET", path, params={"per_page": 100}).json():
-            if f"{MARKER}: {key}" in (item.get("body") or ""):
-                return {"id": item["id"], "number": number, "url": item["html_url"]}
-        return None
+        item = _with_marker(self.rest.request("GET", path, params={"per_page": 100}).json(), key)
+        return (
+            None if item is None else {"id": item["id"], "number": number, "url": item["html_url"]}
+        )
 
     def find_pull_request(self, key: str, repo: str = "") -> dict[str, Any] | None:
         repo = repo or self.repo
@@ -218,3 +227,9 @@ def _check_base(change: dict[str, Any], sha: str, where: str) -> None:
             f"{change['path']} changed in {where} since this diff was made "
             f"({base[:7]} -> {sha[:7]}); run the task again to propose a fresh change."
         )
+
+
+def _with_marker(items: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    """The first item whose body has the marker as a whole line (k1 must not match k10)."""
+    line = f"{MARKER}: {key}"
+    return next((i for i in items if line in (i.get("body") or "").splitlines()), None)

@@ -171,6 +171,6 @@ class Jira:
     def find_comment(self, issue: str, key: str) -> dict[str, Any] | None:
         body = self.rest.request("GET", f"/rest/api/3/issue/{issue}/comment").json()
         for item in body.get("comments", []):
-            if f"{COMMENT_MARKER}: {key}" in adf_text(item.get("body")):
+            if f"{COMMENT_MARKER}: {key}" in adf_text(item.get("body")).splitlines():
                 return {"key": issue, "comment_id": item["id"], "url": self.url(issue)}
         return None
