@@ -229,3 +229,9 @@ def test_changes_brought_by_the_caller_get_the_real_diff_and_a_base(toolbox: Too
     assert "-max_results = 50\n+max_results = 100" in prepared.preview["text"]
     out = toolbox.call("github.create_pull_request", prepared.args, key="own")
     assert out.status == "done" and "+max_results = 100" in out.output["diff"]
+
+
+def test_keys_must_be_safe_as_labels_and_branch_names(toolbox: Toolbox):
+    out = toolbox.call("jira.create_issue", {"summary": "s"}, key="a b")
+    assert out.status == "error" and "Idempotency key" in out.error
+    assert toolbox.sandbox_jira.recent() == []

@@ -13,6 +13,7 @@ first and returns the object an earlier attempt made instead of making a second 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -82,7 +83,8 @@ BUILTIN: tuple[ToolSpec, ...] = (
 TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in BUILTIN}
 """The built-in tools by name (MCP tools come from `Toolbox.specs()`)."""
 
-_PLANNER_HIDDEN = {"changes"}  # filled in by prepare(), never by the planner
+_PLANNER_HIDDEN = {"changes"}
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")  # filled in by prepare(), never by the planner
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,9 @@ class Toolbox:
         if spec.preview == "diff":
             _require_changes(canonical)  # before the lookup: no request for a call that cannot run
         key = key or uuid.uuid4().hex[:16]
+        if not _KEY.fullmatch(key):
+            # It becomes a Jira label and a branch name: no spaces, no git-special characters.
+            raise InputError(f"Idempotency key {key!r} must be 1-64 letters, digits, '-' or '_'.")
         existing = self.lookup(name, canonical, key)
         if existing is not None:
             return {**existing, **context, "existing": True}
