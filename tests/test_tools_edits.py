@@ -58,6 +58,16 @@ class SeedFiles:
         ),
         ("scale up orders", "infra/k8s/orders/deployment.yaml", "orders: spec.replicas 3 -> 5"),
         (
+            "search keeps hitting its HPA ceiling: raise maxReplicas of search to 30",
+            "infra/k8s/search/hpa.yaml",
+            "search: spec.maxReplicas 20 -> 30",
+        ),
+        (
+            "raise the checkout min replicas to 6",
+            "infra/k8s/checkout/hpa.yaml",
+            "checkout: spec.minReplicas 4 -> 6",
+        ),
+        (
             "disable the new-search flag",
             "flags/flags.yaml",
             "flag checkout.new-search turned off",
@@ -125,6 +135,7 @@ def test_the_service_named_first_wins_over_later_mentions():
         ("disable search.semantic-suggest flag", "already off"),
         ("raise the checkout timeout", "say the new timeout"),
         ("set the auth timeout to 3s", "No config file for auth"),
+        ("raise maxReplicas of payments to 9", "hpa.yaml does not exist"),
     ],
 )
 def test_what_cannot_be_done_is_said(task: str, note: str):

@@ -1,6 +1,7 @@
 """Deterministic, targeted edits for the common runbook actions, driven by the task text.
 
-"raise the memory limit of checkout to 1Gi", "scale payments to 6 replicas", "set the
+"raise the memory limit of checkout to 1Gi", "scale payments to 6 replicas", "raise the
+maxReplicas of search to 30", "set the
 checkout payments client timeout to 5s", "disable the new-search flag". The service comes
 from the task and from the services the repository has (`infra/k8s/<service>/`), never from
 a runbook's example path. Edits change one line (or one JSON value) so the diff shows exactly
@@ -84,6 +85,11 @@ def parse_intent(task: str, services: list[str]) -> Intent | None:
         kind = "cpu_request" if _only_requests(text) else "cpu_limit"
         value = _after_to(text, re.compile(r"(\d+(?:\.\d+)?)\s*(m\b|cores?|cpus?)?"))
         return Intent(kind, service, value, raise_=not lower)
+    bound = re.search(r"\b(max|min)(?:imum)?[ -]?replicas\b", text)
+    if bound:  # the HPA's bounds: "raise maxReplicas of search to 30"
+        number = re.search(r"\bto\s+(\d+)\b", text)
+        kind = f"hpa_{bound.group(1)}"
+        return Intent(kind, service, number.group(1) if number else None, raise_=not lower)
     if re.search(r"\bscale\b|\breplicas?\b", text):
         number = re.search(r"(\d+)\s+(?:replicas|pods|instances)", text) or re.search(
             r"\bto\s+(\d+)\b", text
@@ -140,7 +146,8 @@ def plan_edit(task: str, files: Files) -> Edit | EditNote:
         )
     if intent.kind == "timeout":
         return _edit_timeout(intent, task, files)
-    path = f"{K8S_DIR}/{intent.service}/deployment.yaml"
+    manifest = "hpa.yaml" if intent.kind.startswith("hpa_") else "deployment.yaml"
+    path = f"{K8S_DIR}/{intent.service}/{manifest}"
     before = files.read_text(path)
     if before is None:
         return EditNote(f"{path} does not exist, so there is no manifest to change.")
@@ -154,7 +161,9 @@ def plan_edit(task: str, files: Files) -> Edit | EditNote:
 
 def _edit_manifest(intent: Intent, text: str) -> tuple[str, str] | str:
     if intent.kind == "replicas":
-        return _replace_replicas(intent, text)
+        return _replace_count(intent, text, "replicas")
+    if intent.kind.startswith("hpa_"):
+        return _replace_count(intent, text, f"{intent.kind[4:]}Replicas")
     resource, block = intent.kind.split("_")
     block += "s"  # limits, requests
     lines = text.splitlines(keepends=True)
@@ -187,19 +196,20 @@ def _field_in_block(lines: list[str], block: str, name: str) -> int | None:
     return None
 
 
-def _replace_replicas(intent: Intent, text: str) -> tuple[str, str] | str:
-    match = re.search(r"(?m)^(\s*)replicas:\s*(\d+)\s*$", text)
+def _replace_count(intent: Intent, text: str, name: str) -> tuple[str, str] | str:
+    """spec.replicas, spec.minReplicas or spec.maxReplicas: one integer line."""
+    match = re.search(rf"(?m)^(\s*){name}:\s*(\d+)\s*$", text)
     if not match:
-        return "no spec.replicas field to change"
+        return f"no spec.{name} field to change"
     current = int(match.group(2))
     if intent.value:
         new = int(intent.value)
     else:
         new = math.ceil(current * 1.5) if intent.raise_ else max(1, current // 2)
     if new == current:
-        return f"spec.replicas is already {current}"
-    after = text[: match.start()] + f"{match.group(1)}replicas: {new}" + text[match.end(2) :]
-    return after, f"{intent.service}: spec.replicas {current} -> {new}"
+        return f"spec.{name} is already {current}"
+    after = text[: match.start()] + f"{match.group(1)}{name}: {new}" + text[match.end(2) :]
+    return after, f"{intent.service}: spec.{name} {current} -> {new}"
 
 
 # Quantities -----------------------------------------------------------------------------
