@@ -1,8 +1,8 @@
 """Deterministic, targeted edits for the common runbook actions, driven by the task text.
 
 "raise the memory limit of checkout to 1Gi", "scale payments to 6 replicas", "raise the
-maxReplicas of search to 30", "set the
-checkout payments client timeout to 5s", "disable the new-search flag". The service comes
+maxReplicas of search to 30", "set the checkout payments client timeout to 5s", "disable the
+new-search flag". The service comes
 from the task and from the services the repository has (`infra/k8s/<service>/`), never from
 a runbook's example path. Edits change one line (or one JSON value) so the diff shows exactly
 what was asked; when the file or the field is missing the result says so (`EditNote`).
