@@ -58,6 +58,8 @@ def test_calls_go_over_stdio(toolbox: Toolbox):
     assert made.output["target"] == "mcp:notes"
     found = toolbox.call("mcp.notes.search_notes", {"text": "oom"})
     assert found.status == "done" and "checkout OOM" in found.output["text"]
+    log = toolbox.settings.home / "mcp" / "notes.log"
+    assert log.is_file()  # the server's own logging, kept out of our output
     failed = toolbox.call("mcp.notes.fail", {"reason": "disk on fire"}, key="f")
     assert failed.status == "error" and "disk on fire" in failed.error
 

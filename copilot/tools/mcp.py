@@ -11,20 +11,23 @@
 Each tool becomes `mcp.<server>.<tool>`. Risk comes from this file only: a tool not listed in
 `read_only_tools` writes (needs approval), whatever the server's own `readOnlyHint` says; the
 hint is shown in the description, nothing more. A server process is started per listing and
-per call: simple, no process to leak, and ~1 s per call is acceptable for approved actions.
+per call: simple, no process to leak, and ~1-3 s per call is acceptable for approved actions.
+Their stderr goes to `$COPILOT_HOME/mcp/<server>.log`, not into the CLI's or app's output.
 The child gets the SDK's safe environment plus `env` from this file, never our secrets.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import re
+import sys
 import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import anyio
 from mcp import ClientSession, StdioServerParameters
@@ -91,8 +94,10 @@ def _server(path: Path, name: str, entry: Any) -> McpServer:
 class McpClient:
     """Lists and calls the tools of configured stdio servers, synchronously."""
 
-    def __init__(self, servers: list[McpServer]) -> None:
+    def __init__(self, servers: list[McpServer], log_dir: Path | None = None) -> None:
         self.servers = {s.name: s for s in servers}
+        self.log_dir = log_dir
+        """Where each server's stderr goes (`<name>.log`); None = our stderr."""
 
     def list_tools(self, server: str) -> list[McpTool]:
         config = self.servers[server]
@@ -112,7 +117,7 @@ class McpClient:
                 for t in result.tools
             ]
 
-        return _run_sync(lambda: _with_session(config, listing), config.timeout_s)
+        return _run_sync(lambda: _with_session(config, listing, self.log_dir), config.timeout_s)
 
     def call(self, server: str, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         config = self.servers[server]
@@ -130,15 +135,25 @@ class McpClient:
                 "structured": structured,
             }
 
-        return _run_sync(lambda: _with_session(config, calling), config.timeout_s)
+        return _run_sync(lambda: _with_session(config, calling, self.log_dir), config.timeout_s)
 
 
-async def _with_session(config: McpServer, work: Callable[[ClientSession], Awaitable[T]]) -> T:
+async def _with_session(
+    config: McpServer, work: Callable[[ClientSession], Awaitable[T]], log_dir: Path | None
+) -> T:
     params = StdioServerParameters(command=config.command, args=config.args, env=config.env)
-    with anyio.fail_after(config.timeout_s):
-        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-            await session.initialize()
-            return await work(session)
+    with contextlib.ExitStack() as stack:
+        errlog: TextIO = sys.stderr
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            errlog = stack.enter_context((log_dir / f"{config.name}.log").open("a"))
+        with anyio.fail_after(config.timeout_s):
+            async with (
+                stdio_client(params, errlog=errlog) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                return await work(session)
 
 
 def _run_sync(make: Callable[[], Awaitable[T]], timeout_s: float) -> T:

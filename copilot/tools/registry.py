@@ -138,7 +138,9 @@ class Toolbox:
         if self.github:
             self._adapters["github", "live"] = GitHubLive(self.github)
         self.mcp = (
-            McpClient(load_servers(Path(settings.mcp_servers))) if settings.mcp_servers else None
+            McpClient(load_servers(Path(settings.mcp_servers)), settings.home / "mcp")
+            if settings.mcp_servers
+            else None
         )
         self._mcp_specs: dict[str, ToolSpec] | None = None
         self.mcp_errors: dict[str, str] = {}
