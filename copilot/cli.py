@@ -21,6 +21,7 @@ from copilot.run import runs
 from copilot.run.state import RunState
 from copilot.run.view import as_dict, summary
 from copilot.service import Services
+from copilot.tools import Toolbox
 
 DEMO_TASK = (
     "Pods in checkout are OOMKilled after the last deploy; raise the memory limit "
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print JSON")
     _add_telemetry_commands(sub)
     _add_governance_commands(sub)
+    _add_tool_commands(sub)
     return parser
 
 
@@ -298,6 +300,54 @@ def _add_telemetry_commands(sub: Any) -> None:
     prune.add_argument("--user", help="who prunes (default: COPILOT_USER)")
 
 
+def _add_tool_commands(sub: Any) -> None:
+    tools = sub.add_parser("tools", help="list the tools: reads or writes, live or sandbox, target")
+    tools.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("tickets", help="list sandbox Jira tickets, GitHub issues and PR branches")
+
+
+def cmd_tools(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    toolbox = Toolbox(services.settings, services.store)
+    rows = [
+        {
+            "name": spec.name,
+            "writes": spec.writes,
+            "mode": toolbox.mode(spec.name),
+            "target": toolbox.target(spec.name, {}),
+            "description": spec.description,
+        }
+        for spec in toolbox.specs()
+    ]
+    for server, problem in toolbox.mcp_errors.items():
+        print(f"warning: MCP server {server}: {problem}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(rows, indent=2), file=out)
+        return 0
+    for r in rows:
+        kind = "write" if r["writes"] else "read"
+        print(
+            f"{r['name']:<30} {kind:<5} {r['mode']:<7} {r['target']:<22} {r['description']}",
+            file=out,
+        )
+    return 0
+
+
+def cmd_tickets(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    toolbox = Toolbox(services.settings, services.store)
+    for title, tickets in (
+        ("Sandbox Jira tickets", toolbox.sandbox_jira.recent()),
+        ("Sandbox GitHub issues", toolbox.sandbox_issues.recent()),
+    ):
+        print(f"{title}: {len(tickets)}", file=out)
+        for t in tickets:
+            print(f"  {t['key']:<12} {t['status']:<12} {t['summary'][:70]}", file=out)
+    branches = toolbox.repo.branches()
+    print(f"Sandbox pull request branches ({toolbox.repo.path}): {len(branches)}", file=out)
+    for branch in branches:
+        print(f"  {branch}", file=out)
+    return 0
+
+
 def _range_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="start", metavar="DATE", help="UTC, e.g. 2024-05-01")
     parser.add_argument("--to", dest="end", metavar="DATE", help="UTC, exclusive")
@@ -484,4 +534,6 @@ COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int
     "policy": cmd_policy,
     "audit": cmd_audit,
     "budget": cmd_budget,
+    "tools": cmd_tools,
+    "tickets": cmd_tickets,
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,26 @@ class Settings:
     """COPILOT_BUDGET_ACTION: when a call cannot be reserved, fallback (offline) or stop."""
     approval_ttl_s: float = 86400.0
     """COPILOT_APPROVAL_TTL_S: seconds an approval request stays decidable."""
+    github_token: str = field(default="", repr=False)
+    """GITHUB_TOKEN: token for the GitHub API; empty = sandbox repository under COPILOT_HOME."""
+    github_api_url: str = "https://api.github.com"
+    """GITHUB_API_URL: REST API root; https://<host>/api/v3 for GitHub Enterprise."""
+    github_repository: str = "acme/infra"
+    """GITHUB_REPOSITORY: owner/name the GitHub tools act on by default."""
+    jira_base_url: str = ""
+    """JIRA_BASE_URL: https://<site>.atlassian.net; empty = sandbox tickets in the store."""
+    jira_email: str = ""
+    """JIRA_EMAIL: the Atlassian account the API token belongs to."""
+    jira_api_token: str = field(default="", repr=False)
+    """JIRA_API_TOKEN: API token of JIRA_EMAIL (id.atlassian.com, Security, API tokens)."""
+    jira_project: str = "OPS"
+    """JIRA_PROJECT: default project key for new tickets and searches."""
+    mcp_servers: str = ""
+    """COPILOT_MCP_SERVERS: JSON or TOML file listing stdio MCP servers; empty = none."""
+    tool_timeout_s: float = 20.0
+    """TOOL_TIMEOUT_S: seconds one GitHub, Jira or MCP request may take."""
+    tool_max_retry_s: float = 60.0
+    """TOOL_MAX_RETRY_S: total seconds one tool call may wait on rate limits."""
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Anything else read from the environment, for adapters that look up their own keys."""
 
@@ -109,6 +130,7 @@ class Settings:
                     f"LLM_PROVIDER=azure needs {', '.join(missing)}; set them in .env, "
                     "or use LLM_PROVIDER=stub."
                 )
+        self._validate_tools()
         _check_range("COPILOT_TOP_K", self.top_k, 1, 50)
         _check_range("LLM_RATE_LIMIT_PER_MIN", self.llm_rate_limit_per_min, 1, 100_000)
         _check_range("LLM_MAX_ATTEMPTS", self.llm_max_attempts, 1, 10)
@@ -125,10 +147,29 @@ class Settings:
         _check_range("LLM_TIMEOUT_S", self.llm_timeout_s, 0.1, 600)
         _check_range("LLM_MAX_RETRY_S", self.llm_max_retry_s, 0.1, 3600)
 
+    def _validate_tools(self) -> None:
+        if self.github_token and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.github_repository):
+            raise ConfigError(
+                f"GITHUB_REPOSITORY={self.github_repository!r} is not owner/name; fix it in .env."
+            )
+        jira = {
+            "JIRA_BASE_URL": self.jira_base_url,
+            "JIRA_EMAIL": self.jira_email,
+            "JIRA_API_TOKEN": self.jira_api_token,
+        }
+        missing = [name for name, value in jira.items() if not value]
+        if 0 < len(missing) < len(jira):
+            raise ConfigError(
+                f"Jira needs {', '.join(missing)} as well; set them in .env, or unset all "
+                "JIRA_* settings to use sandbox tickets."
+            )
+        _check_range("TOOL_TIMEOUT_S", self.tool_timeout_s, 0.1, 600)
+        _check_range("TOOL_MAX_RETRY_S", self.tool_max_retry_s, 0, 3600)
+
     def secret_values(self) -> list[str]:
         """Values that must never be stored or logged: configured keys, tokens, passwords."""
         names = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_PAT")
-        values = [self.openai_api_key, self.azure_api_key]
+        values = [self.openai_api_key, self.azure_api_key, self.github_token, self.jira_api_token]
         return values + [v for k, v in self.extra.items() if k.upper().endswith(names)]
 
     def available_providers(self) -> list[str]:
@@ -188,6 +229,16 @@ _ENV_FIELDS: dict[str, tuple[str, type]] = {
     "budget_user_usd": ("COPILOT_BUDGET_USER_USD", float),
     "budget_action": ("COPILOT_BUDGET_ACTION", str),
     "approval_ttl_s": ("COPILOT_APPROVAL_TTL_S", float),
+    "github_token": ("GITHUB_TOKEN", str),
+    "github_api_url": ("GITHUB_API_URL", str),
+    "github_repository": ("GITHUB_REPOSITORY", str),
+    "jira_base_url": ("JIRA_BASE_URL", str),
+    "jira_email": ("JIRA_EMAIL", str),
+    "jira_api_token": ("JIRA_API_TOKEN", str),
+    "jira_project": ("JIRA_PROJECT", str),
+    "mcp_servers": ("COPILOT_MCP_SERVERS", str),
+    "tool_timeout_s": ("TOOL_TIMEOUT_S", float),
+    "tool_max_retry_s": ("TOOL_MAX_RETRY_S", float),
 }
 
 

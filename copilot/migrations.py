@@ -167,4 +167,24 @@ def m003_budgets(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("CREATE INDEX reservations_run ON reservations (run_id)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_run_engine, m003_budgets]
+def m004_sandbox_jira(conn: duckdb.DuckDBPyConnection) -> None:
+    """Sandbox stand-ins for Jira tickets (SANDBOX-1, ...) and GitHub issues (#1, ...), used
+    when no credentials are set; `idem_key` is the approval's idempotency key."""
+    conn.execute("""
+        CREATE TABLE sandbox_tickets (
+            system VARCHAR NOT NULL,          -- jira, github
+            number INTEGER NOT NULL,
+            ticket_key VARCHAR NOT NULL,      -- SANDBOX-3, #3
+            summary VARCHAR NOT NULL,
+            description VARCHAR NOT NULL,
+            labels_json VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,          -- To Do, In Progress, Done / open, closed
+            comments_json VARCHAR NOT NULL,   -- [{"body", "idem_key", "created_at"}]
+            idem_key VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (system, number)
+        )""")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_run_engine, m003_budgets, m004_sandbox_jira]

@@ -19,7 +19,7 @@ from copilot.run.context import PolicyDecision, RunContext
 from copilot.run.engine import Engine, sweep
 from copilot.run.state import RunState
 from copilot.store import Store
-from copilot.tools import TOOLS, Sandbox, ToolOutcome, run_tool
+from copilot.tools import Toolbox
 
 
 def open_store(settings: Settings) -> Store:
@@ -32,29 +32,6 @@ def open_store(settings: Settings) -> Store:
 
 def make_retriever(settings: Settings, encoder: Callable[[], Encoder] = get_embedder) -> Retriever:
     return Retriever(settings.corpus, settings.index_dir, encoder)
-
-
-class SandboxTools:
-    """The offline tools as the engine's ToolRunner."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.sandbox = Sandbox(settings.home)
-
-    def writes(self, name: str) -> bool | None:
-        spec = TOOLS.get(name)
-        return spec.writes if spec else None
-
-    def target(self, name: str, args: dict[str, Any]) -> str:
-        return "sandbox"
-
-    def mode(self, name: str) -> str:
-        return "sandbox"
-
-    def call(self, name: str, args: dict[str, Any], *, key: str | None = None) -> ToolOutcome:
-        return run_tool(self.sandbox, name, args)
-
-    def lookup(self, name: str, args: dict[str, Any], key: str) -> dict[str, Any] | None:
-        return None
 
 
 class CedarPolicy:
@@ -109,12 +86,14 @@ class Services:
     retriever: Retriever = field(init=False)
 
     policy: Policy = field(init=False)
+    tools: Toolbox = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = open_store(self.settings)
         self.retriever = make_retriever(self.settings)
+        self.tools = Toolbox(self.settings, self.store)
         # A broken policy file stops every entry point here, with its line and message.
-        self.policy = load_policy(self.settings, {n: t.writes for n, t in TOOLS.items()})
+        self.policy = load_policy(self.settings, {t.name: t.writes for t in self.tools.specs()})
 
     def engine(self, provider: str | None = None) -> Engine:
         settings = self.settings.with_provider(provider) if provider else self.settings
@@ -124,7 +103,7 @@ class Services:
                 store=self.store,
                 retriever=self.retriever,
                 models=Models(get_provider(settings)),
-                tools=SandboxTools(settings),
+                tools=self.tools,
                 policy=CedarPolicy(self.policy),
                 approval_ttl=timedelta(seconds=settings.approval_ttl_s),
             )

@@ -15,7 +15,6 @@ from copilot.run.state import RunState
 from copilot.run.view import as_dict
 from copilot.service import Services
 from copilot.store import utcnow
-from copilot.tools import Sandbox
 
 OOM_TASK = "Pods in checkout are OOMKilled; raise the memory limit and open a ticket"
 
@@ -33,6 +32,11 @@ def decide(services: Services, approval_id: str, approve: bool = True, note: str
     return services.engine().decide(
         approval_id, approve=approve, user=kw.get("user", "lead"), note=note
     )
+
+
+def tickets(services: Services) -> list[str]:
+    """Sandbox Jira ticket keys in the store, oldest first."""
+    return [t["key"] for t in reversed(services.tools.sandbox_jira.recent())]
 
 
 def tool_step(state: RunState, tool: str):
@@ -111,19 +115,15 @@ def test_approve_resumes_the_run_and_the_answer_names_what_was_done(services: Se
 
     done = decide(services, jira.approval_id)
     assert done.tool_status == "done" and done.state.status == "awaiting_approval"
-    sandbox = Sandbox(services.settings.home)
-    tickets = json.loads(sandbox.jira_file.read_text())
-    assert [t["key"] for t in tickets] == ["OPS-1"]
+    assert tickets(services) == ["SANDBOX-1"]
 
     done = decide(services, pr.approval_id)
     final = done.state
     assert final.status == "completed" and final.reviews == 2  # reviewed again at the end
-    assert "OPS-1" in final.answer and "copilot/" in final.answer  # ticket key, branch
+    branch = f"copilot/{pr.approval_id}"
+    assert "SANDBOX-1" in final.answer and branch in final.answer  # ticket key, branch
     assert saved(services, result.run_id).status == "completed"
-    branches = subprocess.run(
-        ["git", "-C", str(sandbox.repo), "branch"], capture_output=True, text=True, check=True
-    ).stdout
-    assert "copilot/" in branches
+    assert services.tools.repo.branches() == [branch]
     calls = services.store.query(
         "SELECT status, idempotency_key, approval_id FROM tool_calls WHERE run_id = ?",
         [result.run_id],
@@ -147,7 +147,7 @@ def test_reject_needs_a_reason_and_the_answer_says_who_and_why(services: Service
         decide(services, jira.approval_id)
     with pytest.raises(NotFound, match="No approval request has id 'nope'"):
         decide(services, "nope")
-    assert not Sandbox(services.settings.home).jira_file.exists()
+    assert tickets(services) == []
 
 
 def test_an_expired_request_is_refused_at_claim_and_nothing_runs(services: Services):
@@ -165,7 +165,7 @@ def test_an_expired_request_is_refused_at_claim_and_nothing_runs(services: Servi
     )
     assert row[0]["status"] == "expired"
     assert tool_step(saved(services, result.run_id), "jira.create_issue").status == "expired"
-    assert not Sandbox(services.settings.home).jira_file.exists()
+    assert tickets(services) == []
 
 
 def test_arguments_changed_behind_the_request_are_refused(services: Services):
@@ -178,7 +178,7 @@ def test_arguments_changed_behind_the_request_are_refused(services: Services):
         )
     with pytest.raises(InputError, match="no longer matches"):
         decide(services, jira.approval_id)
-    assert not Sandbox(services.settings.home).jira_file.exists()
+    assert tickets(services) == []
 
 
 @pytest.mark.parametrize(
@@ -240,7 +240,7 @@ def test_four_eyes_role_and_current_policy_are_checked_at_claim(services: Servic
     )
     assert [r["actor"] for r in refusals] == ["alice", "bob", "bob"]
     assert approvals.list_approvals(services.store, "pending")  # nothing was decided
-    assert not Sandbox(services.settings.home).jira_file.exists()
+    assert tickets(services) == []
     # The requester may withdraw their own request.
     done = services.engine().decide(jira.approval_id, approve=False, user="alice", note="dup")
     assert done.status == "rejected"
@@ -276,18 +276,27 @@ def test_a_failed_review_leaves_no_approvable_write(services: Services, monkeypa
     assert approvals.list_approvals(services.store, "pending") == []
 
 
-def test_a_corrupt_sandbox_becomes_a_recorded_tool_error(services: Services):
+def test_the_pull_request_carries_a_real_diff_and_fails_if_the_file_moved_on(
+    services: Services,
+):
     result = services.run(OOM_TASK)
-    Sandbox(services.settings.home).jira_file.write_text("{not json")
-    jira = tool_step(result, "jira.create_issue")
-    done = decide(services, jira.approval_id)
+    pr = tool_step(result, "github.create_pull_request")
+    assert pr.preview and pr.preview["kind"] == "diff"
+    assert "infra/k8s/checkout/" in pr.preview["text"] and "memory" in pr.preview["text"]
+    path = pr.args["changes"][0]["path"]
+    # Someone changes the file on main after the diff was made, before anyone approves.
+    repo = services.tools.repo.path
+    (repo / path).write_text((repo / path).read_text() + "# edited by hand\n")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "commit", "-qam", "hand edit"], check=True)
+    done = decide(services, pr.approval_id)
     assert done.status == "approved" and done.tool_status == "error"
+    assert "changed on main since" in done.tool_error
     call = services.store.query(
-        "SELECT status, error FROM tool_calls WHERE idempotency_key = ?", [jira.approval_id]
+        "SELECT status, error FROM tool_calls WHERE idempotency_key = ?", [pr.approval_id]
     )[0]
-    assert call["status"] == "error" and "JSONDecodeError" in call["error"]
-    assert "failed" in tool_step(done.state, "jira.create_issue").detail or True
-    assert tool_step(done.state, "jira.create_issue").status == "error"
+    assert call["status"] == "error" and "changed on main since" in call["error"]
+    assert tool_step(done.state, "github.create_pull_request").status == "error"
 
 
 def test_a_run_that_fails_mid_way_is_recorded_and_closes_nothing_half(

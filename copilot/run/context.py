@@ -29,8 +29,19 @@ class ToolOutcomeLike(Protocol):
     def latency_ms(self) -> float: ...
 
 
+class PreparedLike(Protocol):
+    @property
+    def args(self) -> dict[str, Any] | None: ...  # None: the change could not be made
+
+    @property
+    def preview(self) -> dict[str, str]: ...  # {"kind": "diff" | "fields" | "none", "text"}
+
+    @property
+    def note(self) -> str: ...
+
+
 class ToolRunner(Protocol):
-    """The tool registry as the engine sees it."""
+    """The tool registry as the engine sees it (copilot.tools.Toolbox)."""
 
     def writes(self, name: str) -> bool | None:
         """True for writes, False for reads, None for a tool nobody registered."""
@@ -39,6 +50,13 @@ class ToolRunner(Protocol):
     def target(self, name: str, args: dict[str, Any]) -> str: ...
 
     def mode(self, name: str) -> str: ...
+
+    def prepare(self, name: str, args: dict[str, Any], *, task: str) -> PreparedLike:
+        """Canonical arguments (InputError when invalid) and, for file changes, the edit
+        made against the file as it is now, with its diff."""
+        ...
+
+    def planner_doc(self) -> str: ...
 
     def call(
         self, name: str, args: dict[str, Any], *, key: str | None = None

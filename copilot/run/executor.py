@@ -15,6 +15,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from copilot.errors import CopilotError
 from copilot.guard import scan
 from copilot.llm import prompts
 from copilot.llm.base import LLMRequest, Passage, StepSpec, cited_ids
@@ -116,6 +117,9 @@ def tool_results(state: RunState) -> list[tuple[str, str]]:
 def _tool(ctx: RunContext, state: RunState, step: StepState, hooks: RunHooks) -> Batch:
     batch = Batch()
     hooks.on_step("executor", f"Step {step.position}: {step.title}", "running")
+    if step.mode and not _prepare(ctx, state, step):
+        hooks.on_step("executor", f"Step {step.position}: {step.title}", step.status)
+        return batch
     decision = ctx.policy.decide(
         state.user,
         state.role,
@@ -148,6 +152,27 @@ def _tool(ctx: RunContext, state: RunState, step: StepState, hooks: RunHooks) ->
         finish_call(ctx, state, step, outcome, batch)
     hooks.on_step("executor", f"Step {step.position}: {step.title}", step.status)
     return batch
+
+
+def _prepare(ctx: RunContext, state: RunState, step: StepState) -> bool:
+    """Canonical arguments and, for a file change, the real edit and its diff. False when
+    the step cannot go on: bad arguments, or no such file or field (it says so instead of
+    inventing a path)."""
+    try:
+        prepared = ctx.tools.prepare(step.tool, step.args, task=state.task)
+    except CopilotError as exc:
+        step.status, step.detail = StepStatus.ERROR, str(exc)
+        return False
+    if prepared.args is None:
+        step.status, step.detail = StepStatus.SKIPPED, prepared.note
+        return False
+    step.args = json.loads(ctx.store.redact(json.dumps(prepared.args, sort_keys=True)) or "{}")
+    step.target = ctx.tools.target(step.tool, step.args)
+    if prepared.preview.get("kind", "none") != "none":
+        step.preview = dict(prepared.preview)
+    if prepared.note:
+        step.detail = prepared.note
+    return True
 
 
 def args_digest(tool: str, args: dict[str, Any], target: str) -> str:
@@ -200,7 +225,7 @@ def _request_approval(
             "args_digest": digest,
             "expires_at": now + ctx.approval_ttl,
             "citations_json": json.dumps(step.citations),
-            "preview_json": None,
+            "preview_json": json.dumps(step.preview) if step.preview else None,
         },
     )
     batch.audit(

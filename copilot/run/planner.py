@@ -47,7 +47,7 @@ def plan(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> Non
         "plan",
         state.task,
         passages,
-        prompts.plan_messages(state.task, passages),
+        prompts.plan_messages(state.task, passages, ctx.tools.planner_doc()),
         schema=prompts.PLAN_SCHEMA,
     )
     data = llm(ctx, state, batch, request)
@@ -74,7 +74,9 @@ def _step(ctx: RunContext, position: int, raw: dict[str, Any]) -> StepState:
         # receives exactly what is stored.
         args = json.dumps(dict(raw.get("args") or {}), sort_keys=True)
         step.args = json.loads(ctx.store.redact(args) or "{}")
-        step.writes = bool(ctx.tools.writes(step.tool))
-        step.target = ctx.tools.target(step.tool, step.args)
-        step.mode = ctx.tools.mode(step.tool)
+        writes = ctx.tools.writes(step.tool)
+        step.writes = bool(writes)
+        if writes is not None:  # an unknown tool has neither; the policy denies it
+            step.target = ctx.tools.target(step.tool, step.args)
+            step.mode = ctx.tools.mode(step.tool)
     return step

@@ -31,11 +31,19 @@ class StepStatus(StrEnum):
     APPROVED = "approved"  # decided; the call is being made (or was cut off while made)
     REJECTED = "rejected"
     EXPIRED = "expired"
+    SKIPPED = "skipped"  # the action could not be prepared (no such file or field)
 
 
 # A step in one of these states will not change any more.
 FINAL_STEP = frozenset(
-    {StepStatus.DONE, StepStatus.ERROR, StepStatus.DENIED, StepStatus.REJECTED, StepStatus.EXPIRED}
+    {
+        StepStatus.DONE,
+        StepStatus.ERROR,
+        StepStatus.DENIED,
+        StepStatus.REJECTED,
+        StepStatus.EXPIRED,
+        StepStatus.SKIPPED,
+    }
 )
 
 
@@ -58,6 +66,7 @@ class StepState:
     writes: bool = False
     target: str = ""
     mode: str = ""  # live | sandbox, for tool steps
+    preview: dict[str, str] | None = None  # the diff or fields an approver looks at
 
     @property
     def final(self) -> bool:

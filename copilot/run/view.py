@@ -15,6 +15,7 @@ _STATE_WORDS = {
     StepStatus.EXPIRED: "not done: the request expired",
     StepStatus.DONE: "done",
     StepStatus.PLANNED: "not started",
+    StepStatus.SKIPPED: "not proposed",
 }
 
 
