@@ -1,9 +1,15 @@
-"""The retriever: the persisted index plus the embedder, loaded lazily and once."""
+"""The retriever: the persisted index plus the embedder, loaded lazily and once.
+
+Besides search it answers two questions the engine asks around a search: does any runbook
+cover what was asked (`covers`), and is a chat message a follow-up that should be searched
+together with the previous task (`is_follow_up`, `follow_up_query`)?
+"""
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from copilot.embeddings import get_embedder
@@ -44,15 +50,17 @@ class Retriever:
             return self._index
 
     def search(self, query: str, k: int = 4) -> list[Hit]:
-        index = self.index
-        vector = self._encoder_factory().encode([query])[0]
-        return index.search(vector, k)
+        """Hybrid search (MiniLM + BM25, fused by reciprocal rank), best first."""
+        return self.search_many([query], k)[0]
 
     def search_many(self, queries: list[str], k: int = 4) -> list[list[Hit]]:
         """Batch search: one encoder call for all queries."""
         index = self.index
         vectors = self._encoder_factory().encode(queries)
-        return [index.search(v, k) for v in vectors]
+        return [index.search_hybrid(q, v, k) for q, v in zip(queries, vectors, strict=True)]
+
+    def covers(self, hits: Sequence[Hit]) -> bool:
+        return covers(hits)
 
 
 def manifest_stamp(index_dir: Path) -> tuple[int, int] | None:
