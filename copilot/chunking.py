@@ -81,6 +81,8 @@ def tokenize(text: str) -> list[str]:
 
 
 def _stem(word: str) -> str:
+    if word[:-1].isdigit() and word.endswith("s"):
+        return word[:-1]  # "502s" are 502s
     if len(word) <= 4 or not word.isalpha():
         return word
     for suffix, replacement in (("ies", "y"), ("ing", ""), ("ed", ""), ("s", "")):

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 # Bump when tokenize() or Chunk.lexical_text() change: a persisted BM25 index built with
 # other terms is rebuilt from the chunks on load (no re-embedding needed).
-LEXICAL_VERSION = 2
+LEXICAL_VERSION = 3
 # Reciprocal rank fusion: score = sum of weight / (RRF_K + rank) over three rankings: the
 # chunk by MiniLM, the chunk by BM25, and the chunk's runbook by MiniLM (the centroid of its
 # chunks: it keeps a section of the right runbook above a look-alike section of another).
