@@ -25,7 +25,12 @@ from copilot.retriever import Retriever  # noqa: E402
 from copilot.service import Services  # noqa: E402
 from tests.test_search_quality import MODES, load, measure  # noqa: E402
 
-SETS = ("heldout_queries.jsonl", "tuning_queries.jsonl", "labelled_queries.jsonl")
+SETS = (
+    "heldout_queries.jsonl",
+    "heldout_fresh_queries.jsonl",
+    "tuning_queries.jsonl",
+    "labelled_queries.jsonl",
+)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -49,26 +54,26 @@ def bench_build(home: Path) -> Retriever:
 
 
 def bench_quality(index: Index) -> None:
-    print("quality (MRR / recall@3)          dense          bm25           hybrid")
+    print("quality (MRR / recall@3)             dense          bm25           hybrid")
     for name in SETS:
         queries = load(name)
-        levels = [("runbook", False)] + ([("section", True)] if name != SETS[2] else [])
+        levels = [("runbook", False)] + ([("section", True)] if name != SETS[-1] else [])
         for level, by_section in levels:
             cells = []
             for mode in MODES:
                 f = measure(index, mode, queries, by_section)
                 cells.append(f"{f['mrr']:.3f} / {f['recall_at_3']:.2f}")
-            label = f"{name.split('_')[0]} ({len(queries)}) by {level}"
-            print(f"  {label:31} " + "   ".join(cells))
+            label = f"{name.rsplit('_', 1)[0]} ({len(queries)}) by {level}"
+            print(f"  {label:34} " + "   ".join(cells))
 
 
 def bench_coverage(retriever: Retriever) -> None:
-    for name, want in (("heldout_queries.jsonl", True), ("out_of_scope.jsonl", False)):
+    for name, want in ((SETS[0], True), (SETS[1], True), ("out_of_scope.jsonl", False)):
         queries = [q["q"] for q in load(name)]
         covered = [retriever.covers(h) for h in retriever.search_many(queries, 3)]
         right = sum(1 for c in covered if c == want)
         verdict = "answered" if want else "declined (no runbook covers this)"
-        print(f"coverage: {name:22} {right}/{len(queries)} {verdict}")
+        print(f"coverage: {name:28} {right}/{len(queries)} {verdict}")
 
 
 def bench_latency(retriever: Retriever) -> None:

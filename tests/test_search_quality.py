@@ -1,9 +1,13 @@
 """Retrieval quality over the shipped corpus, with the real MiniLM model.
 
 - tests/data/heldout_queries.jsonl: 44 questions in words that differ from the runbooks',
-  each with the runbook (and, for intent questions, the section) that answers it. Written
-  and committed before any tuning; the fusion and BM25 settings were tuned on
-  tests/data/tuning_queries.jsonl and labelled_queries.jsonl only.
+  each with the runbook (and, for 12 intent questions, the section) that answers it.
+  Written and committed before any tuning. Its first measurement (hybrid by section: MRR
+  0.925) showed intent questions were weak, and the tuning set gained 20 of them; the
+  section-intent cues were written after that, so this set is no longer blind.
+- tests/data/heldout_fresh_queries.jsonl: 24 more (12 intent questions), written and
+  committed before that second tuning round and measured once after it: the blind figure.
+- Tuning only ever used tests/data/tuning_queries.jsonl and labelled_queries.jsonl.
 - tests/data/out_of_scope.jsonl: 24 questions no runbook covers, half of them near-misses.
 """
 
@@ -22,12 +26,11 @@ from copilot.service import Services
 
 DATA = Path(__file__).parent / "data"
 MODES = ("dense", "bm25", "hybrid")
-# Measured on the held-out set when it was first run (hybrid): by runbook MRR 1.000 and
-# recall@3 1.000 (the issue's targets: >= 0.97 and 1.00); by runbook and section, for the
-# 12 intent questions such as "who should be paged ...", MRR 0.925 and recall@3 0.955 -
-# below the target; these floors catch a regression.
-SECTION_MRR_FLOOR = 0.92
-SECTION_RECALL_AT_3_FLOOR = 0.95
+HELDOUT = ("heldout_queries.jsonl", "heldout_fresh_queries.jsonl")
+# Hybrid, by runbook and section. The issue's target is MRR >= 0.97 and recall@3 = 1.00: met
+# on the first set (0.989), not on the blind second one (0.910, two questions at rank 2 and
+# one at 3): its floor is what was measured, so that a regression fails.
+SECTION_MRR_FLOOR = {"heldout_queries.jsonl": 0.97, "heldout_fresh_queries.jsonl": 0.90}
 
 
 def load(name: str) -> list[dict[str, str]]:
@@ -76,33 +79,35 @@ def index(built_index: Path) -> Index:
 
 
 def test_the_query_sets_are_big_enough_and_point_at_real_chunks(index: Index):
-    heldout, out_of_scope = load("heldout_queries.jsonl"), load("out_of_scope.jsonl")
-    assert len(heldout) >= 40 and len(out_of_scope) >= 20
+    heldout = load(HELDOUT[0]) + load(HELDOUT[1])
+    assert len(load(HELDOUT[0])) >= 40 and len(load("out_of_scope.jsonl")) >= 20
     sections = {(c.source, c.chunk_id.split("#", 1)[1]) for c in index.chunks}
     for q in heldout + load("tuning_queries.jsonl"):
         assert (q["source"], q.get("section", "symptoms")) in sections, q
     tuning = {q["q"] for q in load("tuning_queries.jsonl") + load("labelled_queries.jsonl")}
-    assert not tuning & {q["q"] for q in heldout}  # the held-out set was never tuned on
+    assert not tuning & {q["q"] for q in heldout}  # the held-out sets were never tuned on
 
 
-def test_hybrid_finds_the_runbook_for_every_heldout_question(index: Index, record_property):
-    queries = load("heldout_queries.jsonl")
+@pytest.mark.parametrize("name", HELDOUT)
+def test_hybrid_finds_the_runbook_for_every_heldout_question(index: Index, name, record_property):
+    queries = load(name)
     figures = {mode: measure(index, mode, queries, by_section=False) for mode in MODES}
-    print(f"\nby runbook: {figures}")
-    record_property("heldout_by_runbook", figures)
+    print(f"\n{name} by runbook: {figures}")
+    record_property("by_runbook", figures)
     assert figures["hybrid"]["recall_at_3"] == 1.0
     assert figures["hybrid"]["mrr"] >= 0.97
 
 
-def test_hybrid_beats_each_ranking_alone_on_runbook_and_section(index: Index, record_property):
-    queries = load("heldout_queries.jsonl")
+@pytest.mark.parametrize("name", HELDOUT)
+def test_hybrid_finds_the_section_and_beats_each_ranking_alone(index: Index, name, record_property):
+    queries = load(name)
     figures = {mode: measure(index, mode, queries) for mode in MODES}
-    print(f"\nby runbook and section: {figures}")
-    record_property("heldout_by_section", figures)
+    print(f"\n{name} by runbook and section: {figures}")
+    record_property("by_section", figures)
     hybrid = figures["hybrid"]
+    assert hybrid["recall_at_3"] == 1.0
+    assert hybrid["mrr"] >= SECTION_MRR_FLOOR[name]
     assert hybrid["mrr"] > max(figures["dense"]["mrr"], figures["bm25"]["mrr"])
-    assert hybrid["mrr"] >= SECTION_MRR_FLOOR
-    assert hybrid["recall_at_3"] >= SECTION_RECALL_AT_3_FLOOR
 
 
 def test_recall_at_3_on_the_older_labelled_runbook_queries(services: Services):
@@ -114,7 +119,7 @@ def test_recall_at_3_on_the_older_labelled_runbook_queries(services: Services):
 
 def test_no_heldout_question_is_refused_and_out_of_scope_ones_are(services: Services):
     retriever = services.retriever
-    heldout, out_of_scope = load("heldout_queries.jsonl"), load("out_of_scope.jsonl")
+    heldout, out_of_scope = load(HELDOUT[0]) + load(HELDOUT[1]), load("out_of_scope.jsonl")
     refused = [
         q["q"]
         for q, hits in zip(
