@@ -224,7 +224,7 @@ class Index:
     def save(self, index_dir: Path) -> None:
         index_dir.mkdir(parents=True, exist_ok=True)
         old = index_dir / MANIFEST
-        previous = _vectors_named_in(old)
+        previous = _files_named_in(old)
         generation = uuid.uuid4().hex[:12]
         name = f"vectors-{generation}.npy"
         np.save(index_dir / name, self.vectors)
@@ -310,7 +310,7 @@ def _load_lexical(
         return None
 
 
-def _vectors_named_in(manifest: Path) -> tuple[str, ...]:
+def _files_named_in(manifest: Path) -> tuple[str, ...]:
     try:
         data = json.loads(manifest.read_text())
     except (OSError, ValueError):

@@ -169,3 +169,31 @@ def test_a_refresh_by_another_process_is_picked_up_by_a_running_retriever(corpus
     write(corpus, "tls.md", "# TLS\n\n## Fix\n1. Renew the certificate with certbot\n")
     Retriever(corpus, index_dir, get_embedder).refresh()  # e.g. `python -m copilot index`
     assert app.search("certificate renewal", 1)[0].chunk.source == "tls.md"
+
+
+@pytest.mark.parametrize(
+    ("question", "sections"),
+    [
+        ("who should be paged when the replica is many minutes behind", {"escalation"}),
+        ("how do I confirm the memory fix worked", {"verification"}),
+        ("how do I undo the flag change", {"rollback"}),
+        ("how do I find out why the job crashed", {"diagnosis"}),
+        ("what should I do right away about the full disk", {"mitigation"}),
+        ("the checkout pods are OOMKilled", set()),  # a situation, not a part of a runbook
+    ],
+)
+def test_a_question_names_the_runbook_section_it_wants(question, sections):
+    from copilot.index import query_intents
+
+    assert query_intents(question) == sections
+
+
+def test_the_intent_lifts_that_section_of_the_best_runbook_only(tmp_path):
+    corpus = tmp_path / "corpus"
+    write(corpus, "dns.md", "# DNS\n\n## Fix\n1. Restart CoreDNS\n\n## Escalation\n- sre\n")
+    write(corpus, "tls.md", "# TLS\n\n## Fix\n1. Renew\n\n## Escalation\n- security team\n")
+    index, _ = refresh_index(corpus, tmp_path / "index", get_embedder)
+    query = "CoreDNS is failing, who do I page"
+    hits = index.search_hybrid(query, get_embedder().encode([query])[0], 4)
+    assert hits[0].chunk.chunk_id == "dns.md#escalation"
+    assert hits[1].chunk.chunk_id == "dns.md#fix"  # not the other runbook's Escalation
