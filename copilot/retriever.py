@@ -150,9 +150,13 @@ def is_follow_up(text: str) -> bool:
     if not words or len(words) > FOLLOW_UP_MAX_WORDS:
         return False
     own = [w for w in words if w not in _FUNCTION_WORDS and w not in _BACK_REFERENCES]
+    refers_back = _refers_back(words)
     if _starts_with(words, _OPENERS) or _ends_with(words, _CLOSERS):
-        return len(own) <= FOLLOW_UP_MAX_OWN_WORDS
-    return _refers_back(words) and len(own) <= FOLLOW_UP_MAX_OWN_WORDS
+        # "and the replicas?" is elliptical; "also our postgres has too many connections"
+        # opens like a follow-up but brings a subject of its own.
+        limit = FOLLOW_UP_MAX_OWN_WORDS if refers_back else FOLLOW_UP_MAX_OWN_WORDS - 1
+        return len(own) <= limit
+    return refers_back and len(own) <= FOLLOW_UP_MAX_OWN_WORDS
 
 
 def _refers_back(words: list[str]) -> bool:

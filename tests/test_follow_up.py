@@ -20,6 +20,7 @@ FOLLOW_UPS = [
     "show me the commands again",
     "now do the same in staging",
     "and?",
+    "what about the replicas in staging",
 ]
 NEW_SUBJECTS = [
     "our postgres has too many connections",
@@ -33,6 +34,7 @@ NEW_SUBJECTS = [
     "there is a disk full alert on db-3",
     "It is the checkout service that keeps crashing with exit code 137 every few minutes",
     "and now redis is evicting keys on the sessions cluster and users get logged out",
+    "also our postgres has too many connections",
     "thanks",
     "",
 ]
