@@ -52,6 +52,7 @@ bench: venv
 	$(PY) bench/bench_core.py
 	$(PY) bench/bench_telemetry.py
 	$(PY) bench/bench_governance.py
+	$(PY) bench/bench_retrieval.py
 
 clean:
 	rm -rf runtime .pytest_cache .mypy_cache .ruff_cache

@@ -11,9 +11,30 @@ import re
 from dataclasses import dataclass
 
 MAX_CHUNK_CHARS = 1200
+# How many times the heading path counts in a chunk's BM25 text (tuned on
+# tests/data/tuning_queries.jsonl, never on the held-out set).
+HEADING_WEIGHT = 3
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^(```|~~~)")
 _ID_UNSAFE = re.compile(r"[\s\[\]#]+")
+_WORD = re.compile(r"[a-z0-9]+")
+# Words people use for what a standard runbook section does, keyed by its heading's slug.
+SECTION_TERMS = {
+    "symptoms": "symptom signs alert alerts firing look like seeing noticed",
+    "diagnosis": "diagnose investigate find cause why check determine confirm triage",
+    "mitigation": "mitigate fix resolve stop remediate workaround relief now quickly",
+    "verification": "verify confirm worked fixed resolved check afterwards recovered",
+    "escalation": "escalate page paged call contact who owner team help",
+    "rollback": "roll back revert undo abort back out restore previous",
+    "revocation": "revoke remove withdraw expire access",
+}
+LINK_SECTIONS = frozenset({"related", "see-also"})
+_STOP_TEXT = """
+a an and are as at be but by can could do does for from has have how i if in into is it its
+me my no not of on or our so such that the their then there these they this to was we what
+when where which who why will with you your
+"""
+STOP_WORDS = frozenset(_STOP_TEXT.split())
 
 
 @dataclass(frozen=True)
@@ -38,9 +59,38 @@ class Chunk:
         """What gets embedded: the heading path gives a section its document's context."""
         return f"{self.heading}\n{self.text}"
 
+    def lexical_text(self) -> str:
+        """What BM25 indexes: the heading path repeated, so that a query naming the runbook
+        or the section outweighs a passing mention in a body, plus the everyday words for
+        what a standard section is for ("who do I page" -> Escalation). A "Related" list
+        names other runbooks: indexing its body would make it match their topics."""
+        section = slugify(self.headings[-1]) if self.headings else ""
+        intent = SECTION_TERMS.get(section, "")
+        body = "" if section in LINK_SECTIONS else self.text
+        return "\n".join([self.heading] * HEADING_WEIGHT + [intent, body])
+
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word stems without stop words: the terms BM25 matches on. The stemmer is
+    deliberately crude (plurals and -ing/-ed), but it is the same for runbooks and queries."""
+    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
+
+
+def _stem(word: str) -> str:
+    if word[:-1].isdigit() and word.endswith("s"):
+        return word[:-1]  # "502s" are 502s
+    if len(word) <= 4 or not word.isalpha():
+        return word
+    for suffix, replacement in (("ies", "y"), ("ing", ""), ("ed", ""), ("s", "")):
+        if word.endswith(suffix) and not word.endswith(("ss", "us", "is")):
+            word = word[: -len(suffix)] + replacement
+            break
+    # "rotate", "rotated" and "rotating" all become "rotat"
+    return word[:-1] if word.endswith("e") and len(word) > 4 else word
 
 
 def slugify(text: str) -> str:

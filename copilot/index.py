@@ -1,9 +1,14 @@
 """The persisted search index under $COPILOT_HOME/index.
 
-Layout: `manifest.json` (model, file hashes, chunk metadata, the name of the vector file)
-and `vectors-<generation>.npy`. The vector file is written first and the manifest replaced
-atomically after it, so a reader never sees a manifest pointing at missing vectors.
-Refresh re-embeds only chunks whose content hash is new and drops files that are gone.
+Layout: `manifest.json` (model, file hashes, chunk metadata, the names of the data files),
+`vectors-<generation>.npy` (MiniLM) and `bm25-<generation>/` (the bm25s index over the same
+chunks). The data files are written first and the manifest replaced atomically after them,
+so a reader never sees a manifest pointing at missing files. Refresh re-embeds only chunks
+whose content hash is new and drops files that are gone; BM25 is cheap and is rebuilt
+whenever the chunks change.
+
+Search is hybrid: the dense ranking and the BM25 ranking are fused by reciprocal rank
+(RRF), which needs no score normalisation between two very different scales.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -18,14 +25,48 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import bm25s
 import numpy as np
 
-from copilot.chunking import Chunk, chunk_markdown, content_hash
+from copilot.chunking import Chunk, chunk_markdown, content_hash, slugify, tokenize
 from copilot.embeddings import DIMENSIONS, MODEL_NAME
 from copilot.errors import CorpusError
 
 log = logging.getLogger(__name__)
+_QUERY_WORD = re.compile(r"[a-z0-9']+")
 MANIFEST = "manifest.json"
+# Bump when tokenize() or Chunk.lexical_text() change: a persisted BM25 index built with
+# other terms is rebuilt from the chunks on load (no re-embedding needed).
+LEXICAL_VERSION = 3
+# Reciprocal rank fusion: score = sum of weight / (RRF_K + rank) over three rankings: the
+# chunk by MiniLM, the chunk by BM25, and the chunk's runbook by MiniLM (the centroid of its
+# chunks: it keeps a section of the right runbook above a look-alike section of another).
+# Tuned on tests/data/tuning_queries.jsonl + labelled_queries.jsonl (never on the held-out
+# set): RRF_K 10 vs 30/60, the runbook ranking +0.016 and +0.020 MRR, the weights flat.
+RRF_K = 10
+DENSE_WEIGHT = 1.0
+BM25_WEIGHT = 1.0
+RUNBOOK_WEIGHT = 1.0
+# Section intent: a question that says what it wants ("who do I page", "how do I confirm it
+# worked") lifts that section of the best-matching runbook by this many first-place RRF
+# shares. Only within that runbook: lifting every Escalation section would pull other
+# runbooks up (tuned on the tuning set: all runbooks 0.952 / labelled 0.951; best runbook
+# only 0.975 / 0.978; without 0.796 / 0.978). The cues were written after the first held-out
+# set had been measured; tests/data/heldout_fresh_queries.jsonl is the blind check.
+INTENT_WEIGHT = 1.0
+# Cue phrases per standard section, matched as whole words on the lower-cased question.
+INTENT_CUES = {
+    "escalation": "who|page|paged|escalate|escalation|contact|notify|call|told|tell|inform",
+    "verification": "verify|confirm|worked|works|gone|caught up|make sure|check that|fixed|"
+    "no longer|stopped|afterwards|after the fix|recovered",
+    "mitigation": "fix|stop|reduce|relieve|mitigate|what do i do|what should i do|right away|"
+    "quick|quickly|contain|raise|now|immediately|first",
+    "diagnosis": "why|find out|figure out|tell if|tell whether|investigate|which|cause|"
+    "determine|root cause|work out|is it",
+    "rollback": "undo|revert|roll back|rollback|switch back|back on|go back",
+    "symptoms": "signs|symptoms|look like|warning signs|alerts",
+    "revocation": "take away|revoke|remove access|withdraw",
+}
 
 
 class Encoder(Protocol):
@@ -34,8 +75,14 @@ class Encoder(Protocol):
 
 @dataclass(frozen=True)
 class Hit:
+    """One retrieved chunk. `score` is the dense cosine similarity (0..1 in practice), which
+    callers read as "how similar"; `rank_score` is the fused RRF score hits are ordered by,
+    and `bm25` the lexical score (0 when no query term occurs in the chunk)."""
+
     chunk: Chunk
     score: float
+    rank_score: float = 0.0
+    bm25: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -45,8 +92,45 @@ class Hit:
             "start": self.chunk.start,
             "end": self.chunk.end,
             "score": round(self.score, 4),
+            "rank_score": round(self.rank_score, 5),
+            "bm25": round(self.bm25, 4),
             "text": self.chunk.text,
         }
+
+
+class Lexical:
+    """BM25 over the chunks' lexical text, one document per chunk, in chunk order."""
+
+    def __init__(self, model: bm25s.BM25, size: int) -> None:
+        self._model = model
+        self.size = size
+
+    @classmethod
+    def build(cls, chunks: Sequence[Chunk]) -> Lexical:
+        model = bm25s.BM25()
+        if chunks:
+            # bm25s cannot index a document without terms; a placeholder keeps the row.
+            docs = [tokenize(c.lexical_text()) or ["_"] for c in chunks]
+            model.index(docs, show_progress=False)
+        return cls(model, len(chunks))
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every chunk for the query; all zeros when no term is known."""
+        vocab: dict[str, int] = getattr(self._model, "vocab_dict", None) or {}
+        ids = [vocab[t] for t in tokenize(query) if t in vocab]
+        if not ids or not self.size:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._model.get_scores_from_ids(ids), dtype=np.float32)
+
+    def save(self, path: Path) -> None:
+        self._model.save(str(path), show_progress=False)
+
+    @classmethod
+    def load(cls, path: Path, size: int) -> Lexical:
+        model = bm25s.BM25.load(str(path), show_progress=False)
+        if int(model.scores["num_docs"]) != size:
+            raise ValueError(f"BM25 index has {model.scores['num_docs']} documents, not {size}")
+        return cls(model, size)
 
 
 @dataclass
@@ -71,26 +155,56 @@ class RefreshReport:
 
 
 class Index:
-    """Chunks and their unit vectors, searchable by cosine similarity."""
+    """Chunks, their unit vectors and a BM25 index over them."""
 
     def __init__(
-        self, chunks: list[Chunk], vectors: np.ndarray, file_hashes: dict[str, str]
+        self,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        file_hashes: dict[str, str],
+        lexical: Lexical | None = None,
     ) -> None:
         self.chunks = chunks
         self.vectors = vectors
         self.file_hashes = file_hashes
+        # False when loaded from a manifest without a usable BM25 index: refresh saves one.
+        self.lexical_saved = lexical is not None
+        self.lexical = lexical or Lexical.build(chunks)
+        self._runbook_of, self._centroids = _centroids(chunks, vectors)
+        self._sections = [slugify(c.headings[-1]) if c.headings else "" for c in chunks]
 
     def __len__(self) -> int:
         return len(self.chunks)
 
     def search(self, query_vector: np.ndarray, k: int) -> list[Hit]:
-        if not self.chunks:
-            return []
+        """Dense only: cosine similarity to the query vector."""
         scores = self.vectors @ query_vector.astype(np.float32)
-        k = min(k, len(self.chunks))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [Hit(self.chunks[i], float(scores[i])) for i in top]
+        return self._top(scores, scores, np.zeros_like(scores), k)
+
+    def search_lexical(self, query: str, k: int) -> list[Hit]:
+        """BM25 only (the dense score is left at 0)."""
+        bm25 = self.lexical.scores(query)
+        return self._top(bm25, np.zeros_like(bm25), bm25, k)
+
+    def search_hybrid(self, query: str, query_vector: np.ndarray, k: int) -> list[Hit]:
+        """The chunk's dense and BM25 ranks and its runbook's dense rank, fused by reciprocal
+        rank; then the section the question asks for, if any, lifted within the best runbook."""
+        vector = query_vector.astype(np.float32)
+        dense = self.vectors @ vector
+        bm25 = self.lexical.scores(query)
+        runbook = (self._centroids @ vector)[self._runbook_of] if len(self) else dense
+        fused = rrf(dense, bm25, runbook)
+        if len(self) and (intents := query_intents(query)):
+            best = self._runbook_of[int(np.argmax(fused))]
+            wanted = np.isin(self._sections, list(intents)) & (self._runbook_of == best)
+            fused += np.where(wanted, INTENT_WEIGHT / (RRF_K + 1), 0.0).astype(np.float32)
+        return self._top(fused, dense, bm25, k)
+
+    def _top(self, order: np.ndarray, dense: np.ndarray, bm25: np.ndarray, k: int) -> list[Hit]:
+        if not self.chunks or k <= 0:
+            return []
+        top = np.argsort(-order, kind="stable")[: min(k, len(self.chunks))]
+        return [Hit(self.chunks[i], float(dense[i]), float(order[i]), float(bm25[i])) for i in top]
 
     @classmethod
     def load(cls, index_dir: Path) -> Index | None:
@@ -107,35 +221,112 @@ class Index:
             # A damaged index is rebuilt from the corpus rather than shown as a traceback.
             log.warning("index in %s is unreadable (%s); it will be rebuilt", index_dir, exc)
             return None
-        return cls(chunks, vectors, manifest["files"])
+        return cls(chunks, vectors, manifest["files"], _load_lexical(index_dir, manifest, chunks))
 
     def save(self, index_dir: Path) -> None:
         index_dir.mkdir(parents=True, exist_ok=True)
         old = index_dir / MANIFEST
-        previous = _vectors_named_in(old)
-        name = f"vectors-{uuid.uuid4().hex[:12]}.npy"
+        previous = _files_named_in(old)
+        generation = uuid.uuid4().hex[:12]
+        name = f"vectors-{generation}.npy"
         np.save(index_dir / name, self.vectors)
+        lexical = f"bm25-{generation}"
+        self.lexical.save(index_dir / lexical)
         manifest = {
             "model": MODEL_NAME,
             "dimensions": DIMENSIONS,
             "vectors": name,
+            "bm25": lexical,
+            "bm25_version": LEXICAL_VERSION,
             "files": self.file_hashes,
             "chunks": [asdict(c) for c in self.chunks],
         }
         tmp = index_dir / f".{MANIFEST}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(manifest))
         os.replace(tmp, old)
-        # Keep the previous vectors: another process may have just read the old manifest.
-        for stale in index_dir.glob("vectors-*.npy"):
-            if stale.name not in (name, previous):
-                stale.unlink(missing_ok=True)
+        self.lexical_saved = True
+        # Keep the previous files: another process may have just read the old manifest.
+        for stale in [*index_dir.glob("vectors-*.npy"), *index_dir.glob("bm25-*")]:
+            if stale.name not in (name, lexical, *previous):
+                _remove(stale)
 
 
-def _vectors_named_in(manifest: Path) -> str | None:
-    try:
-        return str(json.loads(manifest.read_text())["vectors"])
-    except (OSError, ValueError, KeyError, TypeError):
+def rrf(dense: np.ndarray, bm25: np.ndarray, runbook: np.ndarray) -> np.ndarray:
+    """Reciprocal rank fusion of score arrays over the same chunks. A chunk that shares no
+    term with the query gets nothing from BM25 (its rank there would be arbitrary). The
+    runbook ranking is dense: chunks of one runbook share its rank (ties by dense rank)."""
+    fused = DENSE_WEIGHT / (RRF_K + 1 + _ranks(dense))
+    lexical = BM25_WEIGHT / (RRF_K + 1 + _ranks(bm25))
+    fused += np.where(bm25 > 0, lexical, 0.0)
+    fused += RUNBOOK_WEIGHT / (RRF_K + 1 + _dense_ranks(runbook))
+    return fused.astype(np.float32)
+
+
+def query_intents(query: str) -> set[str]:
+    """The standard sections a question asks for by its wording (the most cues win)."""
+    text = f" {' '.join(_QUERY_WORD.findall(query.lower()))} "
+    counts = {
+        section: sum(1 for cue in cues.split("|") if f" {cue} " in text)
+        for section, cues in INTENT_CUES.items()
+    }
+    best = max(counts.values())
+    return {section for section, n in counts.items() if n == best > 0}
+
+
+def _dense_ranks(scores: np.ndarray) -> np.ndarray:
+    """0-based rank where equal scores share a rank (1, 1, 2 ...): one rank per runbook."""
+    unique = np.unique(-scores)
+    return np.searchsorted(unique, -scores)
+
+
+def _centroids(chunks: Sequence[Chunk], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each chunk the row of its runbook, and each runbook's normalised mean vector."""
+    sources = sorted({c.source for c in chunks})
+    row = {s: i for i, s in enumerate(sources)}
+    runbook_of = np.array([row[c.source] for c in chunks], dtype=np.int64)
+    centroids = np.zeros((len(sources), vectors.shape[1] if vectors.ndim == 2 else DIMENSIONS))
+    np.add.at(centroids, runbook_of, vectors)
+    norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+    return runbook_of, (centroids / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """0-based rank of each element, best first; ties keep chunk order."""
+    ranks = np.empty(len(scores), dtype=np.int64)
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(len(scores))
+    return ranks
+
+
+def _load_lexical(
+    index_dir: Path, manifest: dict[str, object], chunks: list[Chunk]
+) -> Lexical | None:
+    """The persisted BM25 index, or None (then it is rebuilt from the chunks) when it is
+    missing, from an older tokenizer or unreadable."""
+    name = manifest.get("bm25")
+    if not isinstance(name, str) or manifest.get("bm25_version") != LEXICAL_VERSION:
         return None
+    try:
+        return Lexical.load(index_dir / name, len(chunks))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("BM25 index in %s is unreadable (%s); rebuilding it", index_dir, exc)
+        return None
+
+
+def _files_named_in(manifest: Path) -> tuple[str, ...]:
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return ()
+    if not isinstance(data, dict):
+        return ()
+    return tuple(str(data[key]) for key in ("vectors", "bm25") if key in data)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def read_corpus(corpus_dir: Path) -> tuple[dict[str, str], list[str]]:
@@ -205,6 +396,8 @@ def refresh_index(
         bucket.append(name)
     report.removed = sorted(set(old_hashes) - set(hashes))
     if old and not report.added and not report.changed and not report.removed:
+        if not old.lexical_saved:
+            old.save(index_dir)  # an index from before BM25, or from an older tokenizer
         report.chunks_total = len(old)
         report.seconds = time.perf_counter() - started
         return old, report

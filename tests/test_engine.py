@@ -377,3 +377,21 @@ def test_a_live_owner_is_left_alone(services: Services):
 def test_unknown_run_id_is_a_clear_error(services: Services):
     with pytest.raises(NotFound, match="No run has id 'nope'"):
         services.engine().resume("nope")
+
+
+def test_a_task_no_runbook_covers_gets_a_warn_and_no_action(services: Services):
+    result = services.run("What is the capital of France? Open a ticket for it.")
+    shown = as_dict(result)
+    assert shown["covered"] is False and result.verdict == "warn"
+    assert result.steps == [] and result.status == "completed"
+    assert result.answer.startswith("**No runbook covers this task.**")
+    assert "Possibly related:" in result.answer
+    assert approvals.list_approvals(services.store) == []
+    assert as_dict(services.run("Disk full on the postgres volume"))["covered"] is True
+
+
+def test_an_unrelated_follow_up_does_not_inherit_the_previous_passages(services: Services):
+    first = services.run("Pods in checkout are OOMKilled")
+    other = services.run("our postgres replica is minutes behind", history=[first.task])
+    assert as_dict(other)["citations"][0]["source"] == "postgres-replication-lag.md"
+    assert other.query == "our postgres replica is minutes behind"

@@ -1,5 +1,6 @@
 """Index refresh with the real MiniLM model on a small corpus of our own."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +57,9 @@ def test_refresh_embeds_only_changed_text_and_drops_deleted_files(corpus, tmp_pa
     assert reloaded is not None and [c.chunk_id for c in reloaded.chunks] == [
         c.chunk_id for c in index.chunks
     ]
-    # the current and the previous vector files are kept (a reader may hold the old manifest)
+    # the current and the previous data files are kept (a reader may hold the old manifest)
     assert len(list(index_dir.glob("vectors-*.npy"))) == 2
+    assert len(list(index_dir.glob("bm25-*"))) == 2
 
 
 def test_search_returns_text_source_heading_span_id_and_score(corpus, tmp_path):
@@ -67,6 +69,54 @@ def test_search_returns_text_source_heading_span_id_and_score(corpus, tmp_path):
     assert top["source"] == "dns.md"
     assert set(top) >= {"text", "source", "heading", "start", "end", "chunk_id", "score"}
     assert hits[0].score >= hits[1].score
+
+
+def test_hybrid_hits_carry_the_dense_cosine_the_fused_score_and_bm25(corpus, tmp_path):
+    index, _ = refresh_index(corpus, tmp_path / "index", get_embedder)
+    query = "CoreDNS fix"
+    vector = get_embedder().encode([query])[0]
+    hits = index.search_hybrid(query, vector, 4)
+    assert hits[0].chunk.chunk_id == "dns.md#fix"
+    assert [h.rank_score for h in hits] == sorted((h.rank_score for h in hits), reverse=True)
+    dense = {h.chunk.chunk_id: h.score for h in index.search(vector, 4)}
+    assert all(abs(h.score - dense[h.chunk.chunk_id]) < 1e-6 for h in hits)  # still a cosine
+    assert hits[0].bm25 > 0 and hits[-1].bm25 == 0  # disk.md shares no word with the query
+    assert set(hits[0].as_dict()) >= {"score", "rank_score", "bm25"}
+
+
+def test_bm25_alone_ranks_by_shared_words_and_ignores_unknown_ones(corpus, tmp_path):
+    index, _ = refresh_index(corpus, tmp_path / "index", get_embedder)
+    assert index.search_lexical("delete logs", 1)[0].chunk.chunk_id == "disk.md#fix"
+    assert all(h.bm25 == 0 for h in index.search_lexical("zzz qqq", 4))
+
+
+def test_bm25_is_persisted_and_rebuilt_without_re_embedding(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    refresh_index(corpus, index_dir, get_embedder)
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    assert (index_dir / manifest["bm25"] / "vocab.index.json").is_file()
+    loaded = Index.load(index_dir)
+    assert loaded is not None and loaded.lexical_saved
+    assert loaded.search_lexical("delete logs", 1)[0].chunk.chunk_id == "disk.md#fix"
+
+    # an index written before BM25 (or by an older tokenizer): search still works at once,
+    # and the next refresh saves a BM25 index without embedding anything
+    del manifest["bm25"]
+    (index_dir / "manifest.json").write_text(json.dumps(manifest))
+    loaded = Index.load(index_dir)
+    assert loaded is not None and not loaded.lexical_saved
+    assert loaded.search_lexical("delete logs", 1)[0].chunk.chunk_id == "disk.md#fix"
+    enc = CountingEncoder()
+    _, report = refresh_index(corpus, index_dir, lambda: enc)
+    assert report.chunks_embedded == 0 and enc.texts == []
+    assert "bm25" in json.loads((index_dir / "manifest.json").read_text())
+
+    # a damaged BM25 directory is rebuilt from the chunks, not shown as a traceback
+    name = json.loads((index_dir / "manifest.json").read_text())["bm25"]
+    (index_dir / name / "params.index.json").write_text("{ not json")
+    loaded = Index.load(index_dir)
+    assert loaded is not None and not loaded.lexical_saved
+    assert loaded.search_lexical("restart coredns", 1)[0].chunk.source == "dns.md"
 
 
 def test_bad_files_are_skipped_with_a_warning_naming_them(corpus, tmp_path):
@@ -119,3 +169,31 @@ def test_a_refresh_by_another_process_is_picked_up_by_a_running_retriever(corpus
     write(corpus, "tls.md", "# TLS\n\n## Fix\n1. Renew the certificate with certbot\n")
     Retriever(corpus, index_dir, get_embedder).refresh()  # e.g. `python -m copilot index`
     assert app.search("certificate renewal", 1)[0].chunk.source == "tls.md"
+
+
+@pytest.mark.parametrize(
+    ("question", "sections"),
+    [
+        ("who should be paged when the replica is many minutes behind", {"escalation"}),
+        ("how do I confirm the memory fix worked", {"verification"}),
+        ("how do I undo the flag change", {"rollback"}),
+        ("how do I find out why the job crashed", {"diagnosis"}),
+        ("what should I do right away about the full disk", {"mitigation"}),
+        ("the checkout pods are OOMKilled", set()),  # a situation, not a part of a runbook
+    ],
+)
+def test_a_question_names_the_runbook_section_it_wants(question, sections):
+    from copilot.index import query_intents
+
+    assert query_intents(question) == sections
+
+
+def test_the_intent_lifts_that_section_of_the_best_runbook_only(tmp_path):
+    corpus = tmp_path / "corpus"
+    write(corpus, "dns.md", "# DNS\n\n## Fix\n1. Restart CoreDNS\n\n## Escalation\n- sre\n")
+    write(corpus, "tls.md", "# TLS\n\n## Fix\n1. Renew\n\n## Escalation\n- security team\n")
+    index, _ = refresh_index(corpus, tmp_path / "index", get_embedder)
+    query = "CoreDNS is failing, who do I page"
+    hits = index.search_hybrid(query, get_embedder().encode([query])[0], 4)
+    assert hits[0].chunk.chunk_id == "dns.md#escalation"
+    assert hits[1].chunk.chunk_id == "dns.md#fix"  # not the other runbook's Escalation

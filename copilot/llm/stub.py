@@ -105,9 +105,9 @@ def _stage(heading: str) -> int:
 
 
 def _relevant(passages: list[Passage]) -> list[Passage]:
-    ranked = sorted(passages, key=lambda p: -p.score)
-    keep = [p for p in ranked if p.score >= MIN_SCORE]
-    return keep or ranked[:1]
+    """Passages in retrieval order (hybrid rank, best first), minus the noise."""
+    keep = [p for p in passages if p.score >= MIN_SCORE]
+    return keep or passages[:1]
 
 
 def _plan(request: LLMRequest) -> dict[str, Any]:

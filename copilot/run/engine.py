@@ -14,6 +14,7 @@ from copilot import approvals
 from copilot.config import MAX_TASK_CHARS
 from copilot.errors import CopilotError, InputError
 from copilot.guard import scan
+from copilot.retriever import follow_up_query
 from copilot.run import executor, planner, reviewer
 from copilot.run.context import RunContext, RunHooks
 from copilot.run.journal import Batch, Journal, read_state, write_state
@@ -77,7 +78,7 @@ class Engine:
             session_id=session_id,
             provider=primary.name,
             model=primary.model,
-            query=planner.retrieval_query(task, history or []),
+            query=follow_up_query(history or [], task),
         )
         created = False
         try:

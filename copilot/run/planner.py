@@ -8,7 +8,7 @@ from typing import Any
 from copilot.guard import scan
 from copilot.llm import prompts
 from copilot.llm.base import LLMRequest
-from copilot.retriever import to_passage
+from copilot.retriever import COVER_THRESHOLD, covers, relevance, to_passage
 from copilot.run.calls import llm
 from copilot.run.context import RunContext, RunHooks
 from copilot.run.journal import Batch
@@ -16,16 +16,12 @@ from copilot.run.state import RunState, StepState
 from copilot.run.view import plural
 
 
-def retrieval_query(task: str, history: list[str]) -> str:
-    """A follow-up keeps the subject of the previous task."""
-    return "\n".join([*history[-1:], task])
-
-
 def retrieve(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> None:
     hooks.on_step("retriever", "Searching the runbooks", "running")
     # The planner sees twice the usual passages so it can cover every stage of a runbook.
     hits = ctx.retriever.search(state.query, ctx.settings.top_k * 2)
     state.passages = {h.chunk.chunk_id: to_passage(h) for h in hits}
+    state.covered, state.relevance = covers(hits[:3]), round(relevance(hits[:3]), 4)
     flags = scan(state.task, "task")
     for p in state.passages.values():
         flags += scan(p.text, f"passage {p.chunk_id}")
@@ -41,6 +37,14 @@ def retrieve(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) ->
 
 
 def plan(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> None:
+    if not state.covered:  # nothing to plan from: say so instead of inventing steps
+        batch.audit(
+            "planner",
+            "planner.uncovered",
+            f"no runbook covers the task (relevance {state.relevance} < {COVER_THRESHOLD})",
+        )
+        hooks.on_step("planner", "No runbook covers this task", "done")
+        return
     hooks.on_step("planner", "Planning the steps", "running")
     passages = list(state.passages.values())
     request = LLMRequest(

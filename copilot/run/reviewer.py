@@ -13,13 +13,17 @@ from copilot.run.calls import llm
 from copilot.run.context import RunContext, RunHooks
 from copilot.run.journal import Batch
 from copilot.run.state import RunState, StepStatus
-from copilot.run.view import compose_answer
+from copilot.run.view import compose_answer, uncovered_answer
 
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 
 def review(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> None:
     hooks.on_step("reviewer", "Reviewing citations and injection signals", "running")
+    if not state.covered:
+        _uncovered(state, batch)
+        hooks.on_step("reviewer", "Verdict: warn", "done")
+        return
     state.answer = compose_answer(state.steps)
     passages = list(state.passages.values())
     request = LLMRequest(
@@ -42,6 +46,19 @@ def review(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> N
     batch.audit("reviewer", "reviewer.verdict", "; ".join(reasons), verdict=verdict)
     batch.review = {"verdict": verdict, "reasons": reasons, "flags": len(state.flags)}
     hooks.on_step("reviewer", f"Verdict: {verdict}", "done")
+
+
+def _uncovered(state: RunState, batch: Batch) -> None:
+    """No runbook covers the task: say so, show what is closest, act on nothing."""
+    state.answer = uncovered_answer(state)
+    state.verdict = "warn"
+    state.reasons = [
+        f"no runbook covers this task (relevance {state.relevance:.2f} is below the "
+        "threshold); nothing was planned or done"
+    ]
+    state.reviews += 1
+    batch.audit("reviewer", "reviewer.verdict", state.reasons[0], verdict="warn")
+    batch.review = {"verdict": "warn", "reasons": state.reasons, "flags": len(state.flags)}
 
 
 def _reject_pending(state: RunState, batch: Batch) -> None:

@@ -84,6 +84,8 @@ class RunState:
     model: str = ""
     status: str = RunStatus.RUNNING
     query: str = ""
+    covered: bool = True  # False: no runbook covers the task (relevance below the threshold)
+    relevance: float = 0.0
     passages: dict[str, Passage] = field(default_factory=dict)
     step_retrieved: dict[int, list[str]] = field(default_factory=dict)
     steps: list[StepState] = field(default_factory=list)

@@ -65,8 +65,23 @@ def compose_answer(steps: list[StepState]) -> str:
     return "\n\n".join(parts)
 
 
+def uncovered_answer(state: RunState) -> str:
+    closest = list(state.passages.values())[:3]
+    lines = [
+        "**No runbook covers this task.** I have no grounded steps for it, so I proposed no "
+        "action. Add a runbook for it to the corpus, or rephrase the task if it is about "
+        "one of the operations the runbooks cover.",
+    ]
+    if closest:
+        lines.append("\nPossibly related:")
+        lines += [f"- {p.source} - {p.heading.split(' > ')[-1]} [{p.chunk_id}]" for p in closest]
+    return "\n".join(lines)
+
+
 def summary(state: RunState) -> str:
     """One line a person reads first: how many steps, from which runbooks, what waits."""
+    if not state.covered:
+        return "No runbook covers this task; nothing was planned or done."
     runbooks = sorted({state.passages[c].source for c in cited(state)})
     text = f"{plural(len(state.steps), 'step')} from {plural(len(runbooks), 'runbook')}"
     text += f" ({', '.join(runbooks)})." if runbooks else "."
@@ -111,6 +126,8 @@ def as_dict(state: RunState) -> dict[str, Any]:
         "status": state.status,
         "task": state.task,
         "summary": summary(state),
+        "covered": state.covered,
+        "relevance": state.relevance,
         "provider": state.provider,
         "model": state.model,
         "plan": [dict(s.__dict__) for s in state.steps],
