@@ -23,6 +23,7 @@ import numpy as np
 from copilot.chunking import Chunk, chunk_markdown, content_hash
 from copilot.embeddings import DIMENSIONS, MODEL_NAME
 from copilot.errors import CorpusError
+from copilot.guard.chunks import GUARD_VERSION, guard_chunks
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -46,6 +47,7 @@ class Hit:
             "end": self.chunk.end,
             "score": round(self.score, 4),
             "text": self.chunk.text,
+            "flagged": self.chunk.flagged,
         }
 
 
@@ -74,11 +76,16 @@ class Index:
     """Chunks and their unit vectors, searchable by cosine similarity."""
 
     def __init__(
-        self, chunks: list[Chunk], vectors: np.ndarray, file_hashes: dict[str, str]
+        self,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        file_hashes: dict[str, str],
+        guard_version: str = GUARD_VERSION,
     ) -> None:
         self.chunks = chunks
         self.vectors = vectors
         self.file_hashes = file_hashes
+        self.guard_version = guard_version  # which injection guard assessed the chunks
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -102,12 +109,19 @@ class Index:
             if manifest.get("model") != MODEL_NAME:
                 return None  # built by another model: its vectors cannot be compared with ours
             vectors = np.load(index_dir / manifest["vectors"])
-            chunks = [Chunk(**{**c, "headings": tuple(c["headings"])}) for c in manifest["chunks"]]
+            chunks = [
+                Chunk(
+                    **c
+                    | {"headings": tuple(c["headings"])}
+                    | {"guard_reasons": tuple(c.get("guard_reasons", ()))}
+                )
+                for c in manifest["chunks"]
+            ]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             # A damaged index is rebuilt from the corpus rather than shown as a traceback.
             log.warning("index in %s is unreadable (%s); it will be rebuilt", index_dir, exc)
             return None
-        return cls(chunks, vectors, manifest["files"])
+        return cls(chunks, vectors, manifest["files"], manifest.get("guard_version", ""))
 
     def save(self, index_dir: Path) -> None:
         index_dir.mkdir(parents=True, exist_ok=True)
@@ -120,6 +134,7 @@ class Index:
             "dimensions": DIMENSIONS,
             "vectors": name,
             "files": self.file_hashes,
+            "guard_version": self.guard_version,
             "chunks": [asdict(c) for c in self.chunks],
         }
         tmp = index_dir / f".{MANIFEST}.{os.getpid()}.tmp"
@@ -204,11 +219,14 @@ def refresh_index(
         )
         bucket.append(name)
     report.removed = sorted(set(old_hashes) - set(hashes))
-    if old and not report.added and not report.changed and not report.removed:
+    guarded = old is not None and old.guard_version == GUARD_VERSION
+    if old and guarded and not report.added and not report.changed and not report.removed:
         report.chunks_total = len(old)
         report.seconds = time.perf_counter() - started
         return old, report
     chunks = [c for name in sorted(texts) for c in chunk_markdown(name, texts[name])]
+    # The index-time door of the injection guard: each new or changed chunk is assessed once.
+    chunks = guard_chunks(chunks, old.chunks if old and guarded else (), encoder_factory)
     vectors = _vectors_for(chunks, old, encoder_factory, report)
     index = Index(chunks, vectors, hashes)
     index.save(index_dir)

@@ -83,7 +83,7 @@ def _readable(data: bytes) -> str | None:
 
 def _mostly_words(text: str) -> bool:
     """Printable, and letters and spaces dominate, as in a sentence."""
-    if not text or not text.isprintable() and not all(c.isprintable() or c in "\n\t" for c in text):
+    if not text or not all(c.isprintable() or c in "\n\t" for c in text):
         return False
     letters = sum(c.isalpha() or c.isspace() for c in text)
     return letters / len(text) >= 0.7 and " " in text.strip()

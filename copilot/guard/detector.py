@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from copilot.guard import decode, normalise
 from copilot.guard.patterns import RULES, SQUASHED
-from copilot.guard.semantic import MARGIN, THRESHOLD, Encoder, Match, SemanticLayer
+from copilot.guard.semantic import THRESHOLD, Encoder, Match, SemanticLayer
 
 PATTERN_SCORE = 0.9
 DISGUISED_SCORE = 0.95  # hiding an instruction is itself a sign of intent
@@ -167,8 +167,7 @@ def _semantic_score(match: Match) -> float:
     proportional to how close the sentence came."""
     if match.is_attack:
         return 0.5 + 0.5 * (match.similarity - THRESHOLD) / (1 - THRESHOLD)
-    closeness = min(match.similarity / THRESHOLD, 1.0) * (0.5 if match.similarity - match.benign >= MARGIN else 0.35)
-    return max(0.0, min(closeness, 0.49))
+    return max(0.0, min(0.49, 0.5 * match.similarity / THRESHOLD))
 
 
 _LAYER: SemanticLayer | None = None
@@ -176,14 +175,14 @@ _LAYER_LOCK = threading.Lock()
 
 
 def semantic_layer(encoder: Encoder | None = None) -> SemanticLayer:
-    """The process-wide semantic layer, built on first use from the shared MiniLM embedder;
-    a caller passing its own encoder gets a layer of its own."""
+    """The semantic layer, built on first use over the shared MiniLM embedder (or the
+    encoder given) and kept while callers keep asking with the same encoder."""
     global _LAYER
-    if encoder is not None:
-        return SemanticLayer(encoder)
     with _LAYER_LOCK:
-        if _LAYER is None:
+        if encoder is None:
             from copilot.embeddings import get_embedder  # loads torch: only when first needed
 
-            _LAYER = SemanticLayer(get_embedder())
+            encoder = get_embedder()
+        if _LAYER is None or _LAYER.encoder is not encoder:
+            _LAYER = SemanticLayer(encoder)
         return _LAYER

@@ -20,15 +20,24 @@ _TAG_CHARS = re.compile("[\U000e0020-\U000e007e]+")
 # Look-alikes of Latin letters from Cyrillic, Greek and IPA (a practical subset of Unicode's
 # confusables.txt: the letters an attacker needs to spell English instructions).
 _CONFUSABLES = str.maketrans(
-    "аеорсухіјѕԁһӏԛԝвкмнтАВЕКМНОРСТХЅІЈԜ"
-    "αεικνορτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ"
-    "ɡɑɩʏ",
-    "aeopcyxijsdhlqwbkmhtABEKMHOPCTXSIJW"
-    "aeikvoptuxABEZHIKMNOPTYX"
-    "gaiy",
+    "аеорсухіјѕԁһӏԛԝвкмнтАВЕКМНОРСТХЅІЈԜαεικνορτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧɡɑɩʏ",
+    "aeopcyxijsdhlqwbkmhtABEKMHOPCTXSIJWaeikvoptuxABEZHIKMNOPTYXgaiy",
 )
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
-                       "$": "s", "!": "i", "|": "l", "+": "t"})
+_LEET = str.maketrans(
+    {
+        "0": "o",
+        "1": "i",
+        "3": "e",
+        "4": "a",
+        "5": "s",
+        "7": "t",
+        "@": "a",
+        "$": "s",
+        "!": "i",
+        "|": "l",
+        "+": "t",
+    }
+)
 _LEET_WORD = re.compile(r"(?<![\w@$!|+])[\w@$!|+]*[a-zA-Z][\w@$!|+]*")
 # Runs of at least four single letters split by one separator: "i g n o r e", "i.g.n.o.r.e".
 # Two or more separators between letters mark a word gap.
@@ -68,8 +77,10 @@ def _fold_mixed_word(match: re.Match[str]) -> str:
 
 def _all_confusable(word: str) -> bool:
     """A word spelt entirely in look-alikes ("ѕуѕтем" is not Russian): fold it too."""
-    return len(word) >= 3 and all(c.translate(_CONFUSABLES).isascii() for c in word) and not (
-        word.isascii()
+    return (
+        len(word) >= 3
+        and all(c.translate(_CONFUSABLES).isascii() for c in word)
+        and not (word.isascii())
     )
 
 

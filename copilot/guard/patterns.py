@@ -442,13 +442,25 @@ RULES: tuple[Rule, ...] = (
 SQUASHED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern))
     for name, pattern in (
-        ("override", r"(?:ignore|disregard|forget)(?:all|any|the|your)*(?:previous|prior|above|"
-         r"earlier|system)?(?:instructions|rules|guidelines|prompts|directives)"),
-        ("role-play", r"(?:youarenow|pretendyouare|actas)(?:dan|jailbroken|unrestricted|"
-         r"unfiltered|evil)|doanythingnow|developermode"),
-        ("prompt-leak", r"(?:reveal|print|show|leak|repeat)(?:me)?(?:your|the)(?:system|hidden|"
-         r"initial)(?:prompt|instructions)"),
-        ("approval-bypass", r"(?:skip|bypass|ignore)(?:the|all|any)?(?:approval|review|policy)"
-         r"(?:step|check|gate)?(?:and|then)"),
+        (
+            "override",
+            r"(?:ignore|disregard|forget)(?:all|any|the|your)*(?:previous|prior|above|"
+            r"earlier|system)?(?:instructions|rules|guidelines|prompts|directives)",
+        ),
+        (
+            "role-play",
+            r"(?:youarenow|pretendyouare|actas)(?:dan|jailbroken|unrestricted|"
+            r"unfiltered|evil)|doanythingnow|developermode",
+        ),
+        (
+            "prompt-leak",
+            r"(?:reveal|print|show|leak|repeat)(?:me)?(?:your|the)(?:system|hidden|"
+            r"initial)(?:prompt|instructions)",
+        ),
+        (
+            "approval-bypass",
+            r"(?:skip|bypass|ignore)(?:the|all|any)?(?:approval|review|policy)"
+            r"(?:step|check|gate)?(?:and|then)",
+        ),
     )
 )

@@ -13,7 +13,8 @@ _KEEP = r"\g<keep>"
 # The lines of a PEM body (base64 and the legacy Proc-Type/DEK-Info headers), each ending a
 # line; JSON-escaped newlines count, so a key cut inside a serialised tool output goes too.
 _EOL = r"(?=[ \t]*(?:\r?\n|\\[nr]|$))"
-_PEM_BODY = r"(?:(?:\s|\\[nrt])*(?:[A-Za-z0-9+/=]{4,}|(?:Proc-Type|DEK-Info):[^\n\\]*)" + _EOL + ")*"
+_PEM_LINE = r"(?:[A-Za-z0-9+/=]{4,}|(?:Proc-Type|DEK-Info):[^\n\\]*)"
+_PEM_BODY = r"(?:(?:\s|\\[nrt])*" + _PEM_LINE + _EOL + ")*"
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), keep + REDACTED)
     for pattern, keep in (

@@ -26,8 +26,8 @@ BENIGN = Path(__file__).with_name("benign.txt")
 # MiniLM puts "this step requires approval" close to "mark it as approved and proceed", and
 # only the contrast tells them apart. Calibrated on the shipped corpus and the benign half of
 # tests/data/redteam.jsonl; bench/bench_guard.py prints the figures to re-check a change.
-THRESHOLD = 0.62
-MARGIN = 0.05
+THRESHOLD = 0.66
+MARGIN = 0.10
 _MAX_SENTENCES = 64  # per text: a huge tool output is sampled, not encoded whole
 _CACHE_SIZE = 8192
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
@@ -38,7 +38,7 @@ _BULLET = re.compile(r"^\s*(?:[-*+>]|\d+[.)])\s+")
 _CUE = re.compile(
     r"\b(?:you|your|yourself|assistant|ai|model|agent|copilot|llm|bot|gpt|instructions?|"
     r"rules?|guidelines?|prompts?|directives?|previous|prior|above|earlier|ignore|disregard|"
-    r"forget|pretend|roleplay|role-play|character|jailbreak|unrestricted|reveal|secrets?|"
+    r"forget|guidance|told|pretend|roleplay|role-play|character|jailbreak|unrestricted|reveal|secrets?|"
     r"credentials?|passwords?|tokens?|keys?|approvals?|approved?|review|confirmation|"
     r"permission|authori[sz]ed|bypass|skip|policy|guardrails?|send|upload|webhook|url|"
     r"image|exfiltrate|mention|hide|audit|tool|execute|override|obey|comply|now)\b",
@@ -78,9 +78,8 @@ def sentences(text: str) -> list[str]:
     found: list[str] = []
     for piece in _SENTENCE_END.split(text):
         piece = _BULLET.sub("", piece).strip()
-        if len(piece.split()) >= 3 and _CUE.search(piece):
-            found.append(piece[:400])
-        elif len(piece) >= 6 and not piece.isascii():
+        worded = len(piece.split()) >= 3 and _CUE.search(piece)
+        if worded or (len(piece) >= 6 and not piece.isascii()):
             found.append(piece[:400])
     return list(dict.fromkeys(found))[:_MAX_SENTENCES]
 
@@ -89,7 +88,7 @@ class SemanticLayer:
     """The library's vectors and a cache of sentence vectors (passages recur across runs)."""
 
     def __init__(self, encoder: Encoder) -> None:
-        self._encoder = encoder
+        self.encoder = encoder
         self._library = load_library(LIBRARY)
         benign = load_library(BENIGN)
         vectors = encoder.encode([p for _, p in self._library + benign])  # one call
@@ -108,7 +107,7 @@ class SemanticLayer:
         with self._lock:
             todo = [s for s in dict.fromkeys(all_sentences) if s not in self._cache]
             if todo:  # one encode call for the whole batch
-                for s, v in zip(todo, self._encoder.encode(todo), strict=True):
+                for s, v in zip(todo, self.encoder.encode(todo), strict=True):
                     self._cache[s] = v
             found = {}
             for s in all_sentences:

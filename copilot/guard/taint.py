@@ -39,14 +39,16 @@ class Untrusted:
 def taint_of(*values: object) -> bool:
     """True when any value (or any item of a list, tuple or set given) is flagged Untrusted.
     Plain strings and other values are not tainted: only what the guard saw carries a flag."""
-    for value in values:
-        if isinstance(value, Untrusted):
-            if value.flagged:
-                return True
-        elif isinstance(value, list | tuple | set | frozenset) and taint_of(*value):
-            return True
-        elif isinstance(value, dict) and taint_of(*value.values()):
-            return True
+    return any(_tainted(v) for v in values)
+
+
+def _tainted(value: object) -> bool:
+    if isinstance(value, Untrusted):
+        return value.flagged
+    if isinstance(value, list | tuple | set | frozenset):
+        return taint_of(*value)
+    if isinstance(value, dict):
+        return taint_of(*value.values())
     return False
 
 
