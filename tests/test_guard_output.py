@@ -15,7 +15,7 @@ from copilot.guard.taint import reasons_of
         ),
         ("![](/local.png)", "image: no description (`/local.png`)"),
         ('[docs](https://wiki.acme.io/x "title")', "docs (`https://wiki.acme.io/x`)"),
-        ("<https://evil.example/a>", "&lt;`https://evil.example/a`>"),
+        ("<https://evil.example/a>", "`https://evil.example/a`"),
         ("see https://status.acme.io/x.", "see `https://status.acme.io/x`."),
         ("<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert(1)>"),
         ("[r]: https://e.example/i.png\n![x][r]", "[r]\\: `https://e.example/i.png`\nimage: x"),
