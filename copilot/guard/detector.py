@@ -23,6 +23,7 @@ from copilot.guard.semantic import THRESHOLD, Encoder, Match, SemanticLayer
 PATTERN_SCORE = 0.9
 DISGUISED_SCORE = 0.95  # hiding an instruction is itself a sign of intent
 _NORMALISERS: tuple[tuple[str, Callable[[str], str | None]], ...] = (
+    ("json-escapes", normalise.json_escapes),
     ("nfkc", normalise.nfkc),
     ("invisible", normalise.invisible),
     ("confusables", normalise.confusables),

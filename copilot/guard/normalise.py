@@ -44,6 +44,14 @@ _LEET_WORD = re.compile(r"(?<![\w@$!|+])[\w@$!|+]*[a-zA-Z][\w@$!|+]*")
 _SPACED = re.compile(r"(?<![\w])(?:\w[ .\-_*/|]{1,3}){3,}\w(?![\w])")
 
 
+def json_escapes(text: str) -> str | None:
+    """Tool output reaches the guard as serialised JSON, where a line break is the two
+    characters backslash-n: undo that so line-anchored rules (a fake "SYSTEM:" turn) apply."""
+    if "\\n" not in text and '\\"' not in text:
+        return None
+    return text.replace("\\r\\n", "\n").replace("\\n", "\n").replace('\\"', '"')
+
+
 def nfkc(text: str) -> str | None:
     folded = unicodedata.normalize("NFKC", text)
     return folded if folded != text else None

@@ -59,6 +59,17 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "override",
         "en",
+        r"\b(?:throw\s+away|set\s+aside|put\s+aside|ditch|scrap|abandon|discard|ignore|disregard|"
+        r"forget|drop)\s+(?:whatever|all\s+(?:of\s+)?(?:your|the)|your|any)\s+(?:\w+\s+){0,2}?"
+        r"(?:instructions?|directives?|rules|guidelines|guardrails|prompts?|orders|programming)\b"
+        r"|\b(?:ignore|disregard|forget|set\s+aside)\s+(?:everything|all|anything|what(?:ever)?)\s+"
+        r"(?:you\s+(?:were|have\s+been)\s+(?:told|given|instructed)|(?:they|we|i)\s+told\s+you|"
+        r"(?:that\s+)?(?:came|was\s+(?:said|written))\s+(?:before|above|earlier))"
+        r"|\byou\s+(?:must|will|shall)\s+(?:now\s+)?(?:comply|obey)\b",
+    ),
+    _rule(
+        "override",
+        "en",
         r"\b(?:do\s+not|don't|no\s+longer|stop)\s+(?:follow|obey|apply|comply\s+with)(?:ing)?\s+"
         rf"{_ALL}(?:{_BEFORE}\s+)?{_ORDERS}\b",
     ),
@@ -95,7 +106,10 @@ RULES: tuple[Rule, ...] = (
         r"unfiltered|uncensored|evil|ai\s+without|assistant\s+without|model\s+without)\b"
         r"|\bdo\s+anything\s+now\b|\b(?:developer|god|jailbreak|sudo)\s+mode\b"
         r"|\bjailbr(?:eak|oken)\b"
-        r"|\b(?:role-?play|pretend|act\s+as|play\s+the\s+role\s+of|you\s+will\s+now\s+be)\b"
+        r"|\bwho\s+(?:has|have)\s+no\s+(?:rules|restrictions|limits|filters|guardrails|"
+        r"guidelines|morals|ethics)\b"
+        r"|\b(?:role-?play|pretend|act\s+as|play\s+the\s+role\s+of|you\s+will\s+now\s+be|"
+        r"you\s+are\s+now|you're\s+now|play\s+(?:a|an|the)\s+\w+)\b"
         r".{0,100}?\b(?:passwords?|secrets?|api\s+keys?|tokens?|credentials|no\s+restrictions|"
         r"without\s+(?:any\s+)?(?:restrictions|rules|limits|filters|guardrails))\b",
     ),
@@ -160,7 +174,10 @@ RULES: tuple[Rule, ...] = (
         r"(?:and|then|for\s+this|this\s+time|entirely|completely|now)\b"
         r"|\b(?:auto-?approve|self-?approve|approve\s+(?:it|this|them|your\s+own\s+\w+)\s+"
         r"yourself|approve\s+your\s+own)\b"
-        r"|\b(?:mark|treat|consider)\s+(?:it|this|that|the)?\s*(?:\w+\s+)?as\s+(?:already\s+)?"
+        r"|\bno\s+need\s+(?:to\s+(?:involve|ask|wait\s+for|get|bother)|for)\s+(?:a\s+|an\s+|any\s+|the\s+)?"
+        r"(?:reviewer|approver|approval|review|human|sign-?off|four\s+eyes)\b.{0,40}?\b(?:just|simply|"
+        r"go\s+ahead|proceed)\b"
+        r"|\b(?:mark|treat|consider)\s+(?:it|this|that|the)?\s*(?:\w+\s+)?(?:as\s+)?(?:already\s+)?"
         r"(?:approved|pre-?approved|signed\s+off)\s+(?:and|then|so)\s+(?:proceed|continue|"
         r"execute|run|merge|deploy|go\s+ahead|carry\s+on|apply)\b"
         r"|\b(?:the\s+(?:user|admin|operator|security\s+team|owner)|i)\s+(?:has|have)\s+"
@@ -182,14 +199,23 @@ RULES: tuple[Rule, ...] = (
         r"(?:reads?|sees?|processes|summari[sz]es)\s+this\b"
         r"|\b(?:note|message|attention|instructions?)\s+(?:to|for)\s+(?:the\s+|any\s+)?(?:ai\s+)?"
         r"(?:ai|assistant|llm|model|agent|copilot|language\s+model)\b"
-        r"|\battention,?\s+(?:ai|assistant|llm|model|agent|copilot)\b",
+        r"|\battention,?\s+(?:ai|assistant|llm|model|agent|copilot)\b"
+        r"|\b(?:important|urgent|notice|reminder|notes?)\s+(?:to|for)\s+(?:the\s+|any\s+)?"
+        r"(?:ai|assistants?|llms?|models?|agents?|copilot|automated\s+(?:readers|agents|systems))\b"
+        r"|\b(?:automated\s+)?(?:ai\s+)?(?:agents?|assistants?|llms?|language\s+models?|bots?|"
+        r"copilots?)\s+(?:processing|reading|summari[sz]ing|parsing|that\s+reads?|who\s+reads?)"
+        r"\s+(?:this|these)\b"
+        r"|(?:^|[.!?\"]\s*)(?:assistant|copilot|ai|llm|chatbot|agent)\s*,\s*(?:please\s+)?"
+        r"(?:run|execute|delete|call|open|create|merge|approve|grant|send|ignore)\b",
     ),
     # --- Spanish -------------------------------------------------------------------------
     _rule(
         "override",
         "es",
         r"\b(?:ignora|ignore|ignorar|ignoren|olvida|olvide|olvidar|omite|descarta)\b.{0,30}"
-        r"\b(?:instrucciones|indicaciones|reglas|[oó]rdenes|directrices)\b",
+        r"\b(?:instrucciones|indicaciones|reglas|[oó]rdenes|directrices)\b"
+        r"|\b(?:olvida|ignora|olvide|ignore)\s+(?:todo\s+)?lo\s+que\s+te\s+(?:dijeron|han\s+dicho|"
+        r"indicaron|ordenaron)",
     ),
     _rule(
         "role-play",

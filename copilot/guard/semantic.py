@@ -24,10 +24,11 @@ BENIGN = Path(__file__).with_name("benign.txt")
 # A sentence counts as an attack phrasing when its cosine similarity to the nearest one is at
 # least THRESHOLD and beats its nearest benign operational sentence (benign.txt) by MARGIN:
 # MiniLM puts "this step requires approval" close to "mark it as approved and proceed", and
-# only the contrast tells them apart. Calibrated on the shipped corpus and the benign half of
-# tests/data/redteam.jsonl; bench/bench_guard.py prints the figures to re-check a change.
-THRESHOLD = 0.66
-MARGIN = 0.10
+# only the contrast tells them apart. Calibrated on the shipped corpus (largest lead of any
+# runbook sentence: 0.21) and both labelled sets in tests/data; bench/bench_guard.py prints
+# the figures to re-check a change of model, library or thresholds.
+THRESHOLD = 0.55
+MARGIN = 0.25
 _MAX_SENTENCES = 64  # per text: a huge tool output is sampled, not encoded whole
 _CACHE_SIZE = 8192
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
