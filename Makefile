@@ -51,6 +51,7 @@ format: venv
 bench: venv
 	$(PY) bench/bench_core.py
 	$(PY) bench/bench_telemetry.py
+	$(PY) bench/bench_guard.py
 
 clean:
 	rm -rf runtime .pytest_cache .mypy_cache .ruff_cache
