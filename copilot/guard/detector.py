@@ -20,6 +20,9 @@ from copilot.guard import decode, normalise
 from copilot.guard.patterns import RULES, SQUASHED
 from copilot.guard.semantic import THRESHOLD, Encoder, Match, SemanticLayer
 
+# The disguise layers read this much of a text (the plain patterns read all of it): each
+# variant is a full pass of every rule, and a 500 kB tool output would otherwise take ~10 s.
+DISGUISE_CHARS = 64_000
 PATTERN_SCORE = 0.9
 DISGUISED_SCORE = 0.95  # hiding an instruction is itself a sign of intent
 _NORMALISERS: tuple[tuple[str, Callable[[str], str | None]], ...] = (
@@ -97,7 +100,7 @@ def scan(text: str, where: str) -> list[InjectionFlag]:
 def _lexical_flags(text: str, where: str) -> list[InjectionFlag]:
     flags = list(_pattern_flags(text, where, "pattern"))
     seen = {f.pattern for f in flags}
-    for layer, variant in _variants(text):
+    for layer, variant in _variants(text[:DISGUISE_CHARS]):
         for flag in _pattern_flags(variant, where, layer):
             if flag.pattern not in seen:  # report a rule once, under the first layer it hit
                 seen.add(flag.pattern)

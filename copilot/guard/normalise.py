@@ -70,6 +70,8 @@ def _untag(run: str) -> str:
 def confusables(text: str) -> str | None:
     """Only words that mix scripts are folded: a whole Russian sentence stays Russian (the
     multilingual patterns read it), while "іgnore" with a Cyrillic і becomes "ignore"."""
+    if text.isascii():
+        return None
     folded = re.sub(r"\w+", _fold_mixed_word, text)
     return folded if folded != text else None
 
