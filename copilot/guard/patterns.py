@@ -150,6 +150,15 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "exfiltration",
         "en",
+        # A link or a reference definition whose query string has a slot for secret data:
+        # the model fills it in and a click (or a revived image) delivers it.
+        r"(?:\]\(|^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*)<?https?://[^)\s]*[?&#][^)\s]*"
+        r"(?:\{|\$\{?|%7B|<|\[)\s*(?:secrets?|tokens?|(?:api_?)?keys?|passwords?|credentials?|"
+        r"conversation|history|chat|data|context|prompt|answer|summary|session|env)",
+    ),
+    _rule(
+        "exfiltration",
+        "en",
         r"\b(?:send|post|upload|exfiltrate|forward|transmit|leak|email|mail|copy|append|"
         r"include|embed|encode|put|add)\b.{0,50}?"
         rf"(?<!\w){_SENSITIVE}(?!\w).{{0,80}}?(?:https?://|\S+@\S+\.\w+|\b(?:url|webhook|endpoint|"
