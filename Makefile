@@ -53,6 +53,7 @@ bench: venv
 	$(PY) bench/bench_telemetry.py
 	$(PY) bench/bench_governance.py
 	$(PY) bench/bench_retrieval.py
+	$(PY) bench/bench_guard.py
 
 clean:
 	rm -rf runtime .pytest_cache .mypy_cache .ruff_cache

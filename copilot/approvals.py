@@ -111,7 +111,7 @@ def record_result(store: Store, claim: Claim, outcome: Any, flags: list[str]) ->
         state = read_state(tx, claim.state.run_id)
         step = state.step(int(claim.approval["step"]))
         apply_outcome(step, outcome)
-        state.flags += flags
+        state.taint += flags
         finish_call_row(tx, str(step.key), outcome)
         tx.audit(
             actor="executor",
@@ -145,7 +145,7 @@ def _policy_refusal(row: dict[str, Any], state: RunState, by: Decider, approve: 
             row["tool"],
             writes=True,
             target=row["target"] or "",
-            tainted=bool(state.flags),
+            tainted=state.tainted,
         )
         if not (now.allowed or now.needs_approval):
             return f"the current policy denies {row['tool']} now: {now.reason}; nothing ran"

@@ -46,6 +46,10 @@ class Chunk:
     end: int
     text: str
     content_hash: str
+    # Set by the injection guard at index time (copilot.guard.chunks): a flagged chunk may be
+    # cited as evidence, never followed.
+    flagged: bool = False
+    guard_reasons: tuple[str, ...] = ()
 
     @property
     def heading(self) -> str:

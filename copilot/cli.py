@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from copilot import approvals, export, telemetry
+from copilot import approvals, export, guard, telemetry
 from copilot.config import Settings
 from copilot.errors import CopilotError, InputError
 from copilot.governance import audit, budgets
@@ -78,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_telemetry_commands(sub)
     _add_governance_commands(sub)
     _add_tool_commands(sub)
+    scan = sub.add_parser("scan", help="check a text for prompt injection (exit 1 if flagged)")
+    scan.add_argument("text", nargs="?", help="the text to check, in quotes")
+    scan.add_argument("--json", action="store_true", help="print JSON")
+    scan.add_argument(
+        "--jsonl",
+        action="store_true",
+        help='batch: read {"text": ...} lines on stdin, write one result per line',
+    )
     return parser
 
 
@@ -518,6 +526,42 @@ def cmd_audit(services: Services, args: argparse.Namespace, _in: TextIO, out: Te
     return 0
 
 
+def cmd_scan(_services: Services, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    if args.jsonl:
+        return _scan_jsonl(stdin, out)
+    if not args.text or not args.text.strip():
+        raise InputError(
+            "Give a text to check, e.g. python -m copilot scan 'ignore previous instructions', "
+            'or pipe {"text": ...} lines into python -m copilot scan --jsonl.'
+        )
+    result = guard.assess(args.text, "text")
+    if args.json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False), file=out)
+    else:
+        print(f"{'FLAGGED' if result.flagged else 'clean'} (score {result.score:.2f})", file=out)
+        for reason in result.reasons:
+            print(f"  - {reason}", file=out)
+    return 1 if result.flagged else 0
+
+
+def _scan_jsonl(stdin: TextIO, out: TextIO) -> int:
+    """Every line is read and checked before the model loads, then one batched assessment."""
+    texts: list[str] = []
+    for number, line in enumerate(stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            text = json.loads(line)["text"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InputError(f'stdin line {number} is not {{"text": "..."}} JSON.') from None
+        if not isinstance(text, str):
+            raise InputError(f'stdin line {number}: "text" must be a string.')
+        texts.append(text)
+    for result in guard.assess_chunks(texts, [f"line {i}" for i in range(1, len(texts) + 1)]):
+        out.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int]] = {
     "index": cmd_index,
     "search": cmd_search,
@@ -536,4 +580,5 @@ COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int
     "budget": cmd_budget,
     "tools": cmd_tools,
     "tickets": cmd_tickets,
+    "scan": cmd_scan,
 }

@@ -31,6 +31,7 @@ import numpy as np
 from copilot.chunking import Chunk, chunk_markdown, content_hash, slugify, tokenize
 from copilot.embeddings import DIMENSIONS, MODEL_NAME
 from copilot.errors import CorpusError
+from copilot.guard.chunks import GUARD_VERSION, guard_chunks
 
 log = logging.getLogger(__name__)
 _QUERY_WORD = re.compile(r"[a-z0-9']+")
@@ -95,6 +96,7 @@ class Hit:
             "rank_score": round(self.rank_score, 5),
             "bm25": round(self.bm25, 4),
             "text": self.chunk.text,
+            "flagged": self.chunk.flagged,
         }
 
 
@@ -163,6 +165,7 @@ class Index:
         vectors: np.ndarray,
         file_hashes: dict[str, str],
         lexical: Lexical | None = None,
+        guard_version: str = GUARD_VERSION,
     ) -> None:
         self.chunks = chunks
         self.vectors = vectors
@@ -172,6 +175,7 @@ class Index:
         self.lexical = lexical or Lexical.build(chunks)
         self._runbook_of, self._centroids = _centroids(chunks, vectors)
         self._sections = [slugify(c.headings[-1]) if c.headings else "" for c in chunks]
+        self.guard_version = guard_version  # which injection guard assessed the chunks
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -216,12 +220,25 @@ class Index:
             if manifest.get("model") != MODEL_NAME:
                 return None  # built by another model: its vectors cannot be compared with ours
             vectors = np.load(index_dir / manifest["vectors"])
-            chunks = [Chunk(**{**c, "headings": tuple(c["headings"])}) for c in manifest["chunks"]]
+            chunks = [
+                Chunk(
+                    **c
+                    | {"headings": tuple(c["headings"])}
+                    | {"guard_reasons": tuple(c.get("guard_reasons", ()))}
+                )
+                for c in manifest["chunks"]
+            ]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             # A damaged index is rebuilt from the corpus rather than shown as a traceback.
             log.warning("index in %s is unreadable (%s); it will be rebuilt", index_dir, exc)
             return None
-        return cls(chunks, vectors, manifest["files"], _load_lexical(index_dir, manifest, chunks))
+        return cls(
+            chunks,
+            vectors,
+            manifest["files"],
+            _load_lexical(index_dir, manifest, chunks),
+            manifest.get("guard_version", ""),
+        )
 
     def save(self, index_dir: Path) -> None:
         index_dir.mkdir(parents=True, exist_ok=True)
@@ -239,6 +256,7 @@ class Index:
             "bm25": lexical,
             "bm25_version": LEXICAL_VERSION,
             "files": self.file_hashes,
+            "guard_version": self.guard_version,
             "chunks": [asdict(c) for c in self.chunks],
         }
         tmp = index_dir / f".{MANIFEST}.{os.getpid()}.tmp"
@@ -395,13 +413,16 @@ def refresh_index(
         )
         bucket.append(name)
     report.removed = sorted(set(old_hashes) - set(hashes))
-    if old and not report.added and not report.changed and not report.removed:
+    guarded = old is not None and old.guard_version == GUARD_VERSION
+    if old and guarded and not report.added and not report.changed and not report.removed:
         if not old.lexical_saved:
             old.save(index_dir)  # an index from before BM25, or from an older tokenizer
         report.chunks_total = len(old)
         report.seconds = time.perf_counter() - started
         return old, report
     chunks = [c for name in sorted(texts) for c in chunk_markdown(name, texts[name])]
+    # The index-time door of the injection guard: each new or changed chunk is assessed once.
+    chunks = guard_chunks(chunks, old.chunks if old and guarded else (), encoder_factory)
     vectors = _vectors_for(chunks, old, encoder_factory, report)
     index = Index(chunks, vectors, hashes)
     index.save(index_dir)

@@ -73,7 +73,9 @@ def manifest_stamp(index_dir: Path) -> tuple[int, int] | None:
 
 def to_passage(hit: Hit) -> Passage:
     c = hit.chunk
-    return Passage(c.chunk_id, c.source, c.heading, c.text, float(hit.score))
+    return Passage(
+        c.chunk_id, c.source, c.heading, c.text, float(hit.score), c.flagged, c.guard_reasons
+    )
 
 
 # "No runbook covers this": relevance = the best passage's cosine + COVER_BM25_WEIGHT x the

@@ -49,8 +49,12 @@ HEAD_FILE = "audit_head.json"
 MAX_BACKOFF_S = 0.01
 LINGER_S = 0.05
 """How long an idle write connection stays open for the next transaction of this process."""
-MAX_HOLD_S = 0.25
+MAX_HOLD_S = 0.05
 """No connection is reused once it has been open this long: other processes get their turn."""
+YIELD_S = 3 * MAX_BACKOFF_S
+"""After a burst hit MAX_HOLD_S, this process waits this long before opening again: longer
+than another process's longest backoff, so a waiter really gets the file."""
+_YIELD_UNTIL: dict[Path, float] = {}
 
 
 def utcnow() -> datetime:
@@ -240,6 +244,8 @@ class Store:
                     _LINGER.put(self.path, _Held(conn, opened_at), self.linger_s)
                 else:
                     conn.close()
+                    if keep:  # a long burst: step back so a waiting process gets the file
+                        _YIELD_UNTIL[self.path] = self._clock() + YIELD_S
 
     def _ensure_migrated(self) -> None:
         if self.path in _MIGRATED and self.path.exists():
@@ -253,6 +259,9 @@ class Store:
         _MIGRATED.add(self.path)
 
     def _open(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        wait = _YIELD_UNTIL.pop(self.path, 0.0) - self._clock()
+        if wait > 0:
+            self._sleep(wait)
         deadline = self._clock() + self.lock_timeout_s
         delay = 0.002
         while True:

@@ -113,9 +113,15 @@ def approval_card(row: dict[str, Any], *, key_prefix: str) -> None:
         )
         if row.get("task"):
             st.caption(f"Task: {first_line(row['task'], 300)}")
-        st.code(
-            json.dumps(json.loads(row["args_json"]), indent=2), language="json", wrap_lines=True
-        )
+        cites = json.loads(row.get("citations_json") or "[]")
+        if cites:
+            st.caption("Motivated by: " + ", ".join(cites))
+        preview = json.loads(row.get("preview_json") or "null")
+        if preview and preview.get("kind") == "diff":
+            st.code(preview["text"], language="diff", wrap_lines=True)
+        args = json.loads(row["args_json"])
+        shown = {k: v for k, v in args.items() if k != "changes"}  # the diff shows those
+        st.code(json.dumps(shown, indent=2), language="json", wrap_lines=True)
         key = f"{key_prefix}-{approval_id}"
         note = st.text_input(
             "Note (required to reject)", key=f"note-{key}", placeholder="why, for the record"

@@ -113,7 +113,7 @@ def test_limits_come_from_settings(tmp_path: Path) -> None:
 AMOUNT = 0.001
 RACE_LIMITS = Limits(run_usd=0.006, user_usd=0.012, total_usd=0.02)
 RUNNER = textwrap.dedent("""
-    import sys, threading
+    import os, sys, threading, time
     sys.path.insert(0, sys.argv[1])
     from copilot.governance import budgets
     from copilot.governance.budgets import Limits
@@ -121,7 +121,11 @@ RUNNER = textwrap.dedent("""
 
     store = Store(sys.argv[2])
     limits = Limits(*map(float, sys.argv[3:6]))
-    tag = sys.argv[6]
+    tag, go = sys.argv[6], sys.argv[8]
+    store.query("SELECT 1")  # imports and the first open before the start signal
+    print("ready", flush=True)
+    while not os.path.exists(go):  # both processes race from the same moment
+        time.sleep(0.001)
 
     def runner(i):
         user = "ann" if i % 2 else "bob"
@@ -141,10 +145,10 @@ RUNNER = textwrap.dedent("""
 """).replace("AMOUNT", repr(AMOUNT))
 
 
-def _run_runners(db: Path, tag: str, threads: int) -> subprocess.Popen:
+def _run_runners(db: Path, tag: str, threads: int, go: Path) -> subprocess.Popen:
     limits = [str(v) for v in (RACE_LIMITS.run_usd, RACE_LIMITS.user_usd, RACE_LIMITS.total_usd)]
     return subprocess.Popen(
-        [sys.executable, "-c", RUNNER, str(REPO), str(db), *limits, tag, str(threads)],
+        [sys.executable, "-c", RUNNER, str(REPO), str(db), *limits, tag, str(threads), str(go)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -193,7 +197,11 @@ def test_ten_threads_never_record_more_than_a_limit(tmp_path: Path) -> None:
 def test_two_processes_of_five_threads_never_record_more_than_a_limit(tmp_path: Path) -> None:
     db = tmp_path / "home" / "governance.duckdb"
     Store(db).query("SELECT 1")  # create and migrate once, before the race
-    procs = [_run_runners(db, tag, 5) for tag in ("p1", "p2")]
+    go = tmp_path / "go"
+    procs = [_run_runners(db, tag, 5, go) for tag in ("p1", "p2")]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    go.touch()
     outputs = [p.communicate(timeout=180)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0] and all("done" in o for o in outputs)
     spent = _recorded(Store(db))

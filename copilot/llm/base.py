@@ -25,6 +25,8 @@ class Passage:
     heading: str
     text: str
     score: float
+    flagged: bool = False  # the injection guard flagged it at index time: evidence, not orders
+    guard_reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ must wait for a person. Any process can pick a saved run up again: after an appr
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -13,7 +12,6 @@ from typing import Any
 from copilot import approvals
 from copilot.config import MAX_TASK_CHARS
 from copilot.errors import CopilotError, InputError
-from copilot.guard import scan
 from copilot.retriever import follow_up_query
 from copilot.run import executor, planner, reviewer
 from copilot.run.context import RunContext, RunHooks
@@ -174,10 +172,7 @@ class Engine:
         return self.ctx.tools.call(step.tool, step.args, key=step.key)
 
     def _scan_output(self, tool: str, outcome: Any) -> list[str]:
-        if outcome.output is None:
-            return []
-        clean = self.ctx.store.redact(json.dumps(outcome.output, default=str)) or ""
-        return [f.describe() for f in scan(clean, f"tool {tool}")]
+        return executor.output_taint(self.ctx, tool, outcome)
 
     # recovery ---------------------------------------------------------------------------
     def resume(self, run_id: str, hooks: RunHooks | None = None) -> RunState:
@@ -192,7 +187,7 @@ class Engine:
             existing = self.ctx.tools.lookup(step.tool, step.args, key)
             outcome = _Found(existing) if existing is not None else self._call(state, position)
             approvals.apply_outcome(step, outcome)
-            state.flags += self._scan_output(step.tool, outcome)
+            state.taint += self._scan_output(step.tool, outcome)
             batch.finished_calls.append((key, outcome))
             batch.steps.append(step)
             batch.audit(

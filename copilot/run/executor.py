@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from copilot.errors import CopilotError
-from copilot.guard import scan
+from copilot.guard import assess
 from copilot.llm import prompts
 from copilot.llm.base import LLMRequest, Passage, StepSpec, cited_ids
 from copilot.retriever import to_passage
@@ -77,10 +77,7 @@ def _answer(
         if cid in state.passages:
             passages.setdefault(cid, state.passages[cid])
     with ctx.lock:
-        for p in passages.values():
-            if p.chunk_id not in state.passages:
-                state.flags += [f.describe() for f in scan(p.text, f"passage {p.chunk_id}")]
-                state.passages[p.chunk_id] = p
+        state.note_passages(list(passages.values()))
         state.step_retrieved[step.position] = list(passages)
     spec = StepSpec(step.title, "answer", citations=tuple(step.citations))
     request = LLMRequest(
@@ -126,7 +123,7 @@ def _tool(ctx: RunContext, state: RunState, step: StepState, hooks: RunHooks) ->
         step.tool,
         writes=ctx.tools.writes(step.tool),
         target=step.target,
-        tainted=bool(state.flags),
+        tainted=state.tainted,
     )
     step.detail = decision.reason
     batch.audit(
@@ -238,6 +235,16 @@ def _request_approval(
     )
 
 
+def output_taint(ctx: RunContext, tool: str, outcome: ToolOutcomeLike) -> list[str]:
+    """Tool output is data, never instructions: redacted, then through the injection guard;
+    what it flags taints the run."""
+    if outcome.output is None:
+        return []
+    clean = ctx.store.redact(json.dumps(outcome.output, default=str)) or ""
+    found = assess(clean, f"tool {tool}")
+    return [f"tool {tool}: {'; '.join(found.reasons[:2])}"] if found.flagged else []
+
+
 def call_row(state: RunState, step: StepState, status: str) -> dict[str, Any]:
     return {
         "call_id": uuid.uuid4().hex,
@@ -271,11 +278,9 @@ def finish_call(
     step.result = outcome.output
     if outcome.error:
         step.detail = outcome.error
-    if outcome.output is not None:
-        clean = ctx.store.redact(json.dumps(outcome.output, default=str)) or ""
-        flags = scan(clean, f"tool {step.tool}")
-        with ctx.lock:
-            state.flags += [f.describe() for f in flags]
+    taint = output_taint(ctx, step.tool, outcome)
+    with ctx.lock:
+        state.taint += taint
     if step.key:  # the intent row exists: complete it
         batch.finished_calls.append((step.key, outcome))
         batch.audit(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from copilot.guard import scan
+from copilot.guard import assess
 from copilot.llm import prompts
 from copilot.llm.base import LLMRequest
 from copilot.retriever import COVER_THRESHOLD, covers, relevance, to_passage
@@ -20,18 +20,17 @@ def retrieve(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) ->
     hooks.on_step("retriever", "Searching the runbooks", "running")
     # The planner sees twice the usual passages so it can cover every stage of a runbook.
     hits = ctx.retriever.search(state.query, ctx.settings.top_k * 2)
-    state.passages = {h.chunk.chunk_id: to_passage(h) for h in hits}
+    state.note_passages([to_passage(h) for h in hits])
     state.covered, state.relevance = covers(hits[:3]), round(relevance(hits[:3]), 4)
-    flags = scan(state.task, "task")
-    for p in state.passages.values():
-        flags += scan(p.text, f"passage {p.chunk_id}")
-    state.flags += [f.describe() for f in flags]
+    task = assess(state.task, "task")
+    state.flags += task.reasons
     batch.audit(
         "retriever",
         "retriever.search",
-        f"top {len(hits)} passages by cosine similarity to the task",
+        f"top {len(hits)} passages (hybrid BM25 + MiniLM); relevance {state.relevance}",
         chunk_ids=list(state.passages),
         flags=state.flags,
+        taint=state.taint,
     )
     hooks.on_step("retriever", f"Found {len(hits)} runbook passages", "done")
 

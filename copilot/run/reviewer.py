@@ -89,13 +89,15 @@ def review_rules(state: RunState) -> tuple[str, list[str]]:
             reasons.append(f"step {s.position} cites no passage retrieved for it")
     if state.flags:
         failed = True
-        reasons += state.flags[:5]
-    if not failed:
+        reasons += [f"prompt injection in the task: {r}" for r in state.flags[:5]]
+    if state.taint:  # evidence that may be cited, never followed: a person looks at writes
+        reasons += [f"flagged content in view (writes need a person): {t}" for t in state.taint[:5]]
+    if not failed and not state.taint:
         answered = sum(1 for s in state.steps if s.action == "answer")
         reasons.append(
             f"all {answered} answer steps cite passages retrieved for them; no injection signals"
         )
-    return ("fail" if failed else "pass"), reasons
+    return ("fail" if failed else "warn" if state.taint else "pass"), reasons
 
 
 def _worst(a: str, b: str) -> str:

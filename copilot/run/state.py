@@ -89,7 +89,8 @@ class RunState:
     passages: dict[str, Passage] = field(default_factory=dict)
     step_retrieved: dict[int, list[str]] = field(default_factory=dict)
     steps: list[StepState] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # injection signals in the task itself
+    taint: list[str] = field(default_factory=list)  # flagged runbook or tool content in view
     cost: float = 0.0
     fallbacks: int = 0
     answer: str = ""
@@ -105,6 +106,18 @@ class RunState:
     def planned(self) -> bool:
         return bool(self.steps)
 
+    @property
+    def tainted(self) -> bool:
+        """Anything the guard flagged shaped this run: its writes always need a person."""
+        return bool(self.flags or self.taint)
+
+    def note_passages(self, passages: list[Passage]) -> None:
+        """Passages join the run; a flagged one taints it (it may be cited, never followed)."""
+        for p in passages:
+            if p.chunk_id not in self.passages and p.flagged:
+                self.taint.append(f"runbook {p.chunk_id}: {'; '.join(p.guard_reasons[:2])}")
+            self.passages.setdefault(p.chunk_id, p)
+
     def pending(self) -> list[StepState]:
         return [s for s in self.steps if s.status == StepStatus.AWAITING_APPROVAL]
 
@@ -116,7 +129,10 @@ class RunState:
     @classmethod
     def from_json(cls, text: str) -> RunState:
         data = json.loads(text)
-        data["passages"] = {k: Passage(**v) for k, v in data["passages"].items()}
+        data["passages"] = {
+            k: Passage(**(v | {"guard_reasons": tuple(v.get("guard_reasons", ()))}))
+            for k, v in data["passages"].items()
+        }
         data["steps"] = [StepState(**s) for s in data["steps"]]
         data["step_retrieved"] = {int(k): v for k, v in data["step_retrieved"].items()}
         return cls(**data)

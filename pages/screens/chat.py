@@ -16,6 +16,7 @@ import streamlit as st
 
 from copilot import ui
 from copilot.errors import CopilotError
+from copilot.guard import safe_markdown
 from copilot.llm.base import CITATION
 from copilot.run import runs
 from copilot.run.context import RunHooks
@@ -77,7 +78,7 @@ def _drain(events: queue.Queue[Event], box: Any) -> RunState:
         position, delta = payload
         place, text = places.setdefault(position, (box.empty(), []))
         text.append(delta)
-        place.markdown(f"**Step {position}**\n\n{quiet_citations(''.join(text))}")
+        place.markdown(f"**Step {position}**\n\n{quiet_citations(safe_markdown(''.join(text)))}")
 
 
 def quiet_citations(markdown: str) -> str:
@@ -116,7 +117,8 @@ def render_result(result: dict[str, Any]) -> None:
             "The reviewer did not pass this answer: " + "; ".join(review["reasons"][:3]),
             icon=":material/gpp_maybe:",
         )
-    st.markdown(quiet_citations(result["answer"]) or "_No answer steps._")
+    # Model, runbook and tool text is inert here: no HTML, no images or links that load.
+    st.markdown(quiet_citations(safe_markdown(result["answer"])) or "_No answer steps._")
     pending = [s for s in result["plan"] if s["status"] == "awaiting_approval"]
     if pending:
         st.info(
