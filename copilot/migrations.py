@@ -119,4 +119,18 @@ def m001_initial(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("CREATE INDEX audit_run ON audit_events (run_id)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
+def m005_users(conn: duckdb.DuckDBPyConnection) -> None:
+    """Users for COPILOT_AUTH=local and the CLI's --user (copilot/governance/identity.py)."""
+    conn.execute("""
+        CREATE TABLE users (
+            name VARCHAR PRIMARY KEY,
+            role VARCHAR NOT NULL,            -- requester, approver, admin
+            password_hash VARCHAR NOT NULL,   -- argon2id, never the password
+            enabled BOOLEAN NOT NULL DEFAULT TRUE,
+            failed_attempts INTEGER NOT NULL DEFAULT 0,
+            locked_until TIMESTAMP,
+            created_at TIMESTAMP NOT NULL
+        )""")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m005_users]

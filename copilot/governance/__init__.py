@@ -1,0 +1,1 @@
+"""Governance: who may do what, and the record of what was done."""
