@@ -57,6 +57,9 @@ def pending_card(row: dict[str, Any]) -> None:
         st.code(
             json.dumps(json.loads(row["args_json"]), indent=2), language="json", wrap_lines=True
         )
+        if not ui.current_identity().can("approver"):
+            st.caption("Only approvers and admins can approve or reject this request.")
+            return
         note = st.text_input("Note (optional)", key=f"note-{row['approval_id']}")
         left, right, _ = st.columns([1, 1, 4])
         if left.button(
