@@ -25,6 +25,7 @@ pages = [
     st.Page("pages/screens/audit.py", title="Audit log", icon=":material/policy:"),
     st.Page("pages/screens/knowledge.py", title="Knowledge base", icon=":material/menu_book:"),
 ]
+users_page = st.Page("pages/screens/users.py", title="Users", icon=":material/group:")
 
 # Every page needs a signed-in user. Until then the navigation only resolves which page the
 # URL asked for (so a deep link opens after signing in) and the sign-in form is all there is.
@@ -36,7 +37,7 @@ except CopilotError as exc:  # header/OIDC: no identity header, or no role for t
     st.stop()
 if who is None:
     st.session_state.pop(ui.IDENTITY_KEY, None)
-    st.navigation(pages, position="hidden")
+    st.navigation([*pages, users_page], position="hidden")
     ui.sign_in_page()
     st.stop()
 st.session_state[ui.IDENTITY_KEY] = who
@@ -60,4 +61,4 @@ with st.sidebar:
     if settings.budget_usd:
         st.caption(f"Daily budget: ${settings.budget_usd:.2f}")
 
-st.navigation(pages).run()
+st.navigation([*pages, users_page] if who.can("admin") else pages).run()

@@ -167,3 +167,30 @@ def test_none_mode_warns_in_the_sidebar(settings, monkeypatch):
     assert not at.exception and at.chat_input
     assert "COPILOT_AUTH=none" in at.sidebar.warning[0].value
     assert "**analyst** · admin" in signed_in_as(at)
+
+
+def test_an_admin_manages_users_on_the_users_page(app: AppTest, settings):
+    sign_in(app, "admin", admin_password(settings))
+    app.switch_page("pages/screens/users.py").run()
+    assert not app.exception and app.title[0].value == "Users"
+    app.text_input[0].input("rita")
+    app.selectbox[0].select("approver")
+    next(b for b in app.button if b.label == "Add user").click().run()
+    assert not app.exception and not app.error
+    password = app.success[0].value.split("`")[1]  # shown once
+    store = open_store(settings)
+    assert identity.authenticate(store, "rita", password).role == "approver"
+    app.run()
+    assert not app.success  # and gone on the next run
+
+    app.selectbox(key="user-to-change").select("rita")
+    next(b for b in app.button if b.label == "Disable").click().run()
+    assert identity.active_identity(store, "rita") is None
+    assert "user_disabled" in [e["action"] for e in audit.events(store)]
+
+
+def test_the_users_page_is_for_admins_only(app: AppTest, settings):
+    identity.add_user(open_store(settings), "rita", "approver", PASSWORD, actor="admin")
+    sign_in(app, "rita", PASSWORD)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        app.switch_page("pages/screens/users.py")  # not in an approver's navigation
