@@ -149,7 +149,8 @@ def _oidc_sign_in() -> None:
             "server_metadata_url); see 'Serving a team' in the README."
         )
         return
-    st.button("Sign in with single sign-on", type="primary", on_click=st.login)
+    if st.button("Sign in with single sign-on", type="primary"):
+        st.login()
 
 
 def sidebar_identity(who: Identity) -> None:
@@ -163,17 +164,18 @@ def sidebar_identity(who: Identity) -> None:
         )
     elif mode == "header":
         st.caption("Signed in by your single sign-on proxy.")
-    elif mode == "oidc":
-        st.button("Sign out", icon=":material/logout:", on_click=st.logout)
     elif st.button("Sign out", icon=":material/logout:"):
         sign_out(who)
 
 
 def sign_out(who: Identity) -> None:
-    """Forget everything this browser session held (chat history included), then rerun."""
+    """Forget everything this browser session held (chat history included), then rerun;
+    with OIDC also end Streamlit's sign-in cookie."""
     with user_errors():
         identity.record_signout(services().store, who.name)
     st.session_state.clear()
+    if settings().auth == "oidc":
+        st.logout()  # reruns the app itself
     st.rerun()
 
 

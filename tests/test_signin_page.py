@@ -194,3 +194,12 @@ def test_the_users_page_is_for_admins_only(app: AppTest, settings):
     sign_in(app, "rita", PASSWORD)
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         app.switch_page("pages/screens/users.py")  # not in an approver's navigation
+
+
+def test_oidc_sign_out_ends_the_provider_session(settings, monkeypatch):
+    at = start(settings, monkeypatch, "oidc", COPILOT_AUTH_ROLE_MAP="ops=requester")
+    at.user = {"is_logged_in": True, "email": "rita@example.com", "groups": "ops"}
+    at.run()
+    at.sidebar.button[0].click().run()
+    assert not at.exception and at.title[0].value == "Sign in"
+    assert "signout" in [e["action"] for e in audit.events(open_store(settings))]
