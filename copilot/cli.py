@@ -275,7 +275,7 @@ def _check_user(services: Services, args: argparse.Namespace) -> None:
     if args.command not in ACTING_ROLES:
         return
     settings = services.settings
-    if settings.auth == "local":
+    if settings.auth != "none":  # with header/OIDC too: the CLI's users live in the store
         identity.ensure_initial_admin(services.store, settings.home)
     name = getattr(args, "user", None) or args.main_user
     who = identity.resolve_cli_user(services.store, settings, name)
@@ -320,7 +320,7 @@ def cmd_users(services: Services, args: argparse.Namespace, stdin: TextIO, out: 
         print(f"added {args.name} as {args.role} (audited)", file=out)
     else:
         identity.set_password(store, args.name, password, actor=actor)
-        _forget_initial_password(services.settings.home, args.name)
+        identity.forget_initial_password(services.settings.home, args.name)
         print(f"set the password of {args.name} (audited)", file=out)
     if generated:
         print(f"password for {args.name}: {password}  (shown once; pass it on safely)", file=out)
@@ -345,12 +345,6 @@ def _new_password(from_stdin: bool, stdin: TextIO) -> tuple[str, bool]:
                 raise InputError("The two passwords differ; run the command again.")
             return identity.check_password(first), False
     return identity.generate_password(), True
-
-
-def _forget_initial_password(home: Path, name: str) -> None:
-    """The first admin's generated password is stale once changed: do not leave it on disk."""
-    if name == identity.INITIAL_ADMIN:
-        (home / identity.INITIAL_PASSWORD_FILE).unlink(missing_ok=True)
 
 
 def _print_users(rows: list[dict[str, Any]], as_json: bool, out: TextIO) -> int:

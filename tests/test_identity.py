@@ -386,3 +386,13 @@ def test_cli_users_as_a_real_process(tmp_path):
     )
     assert listed.returncode == 0 and password not in listed.stderr  # not printed again
     assert [u["name"] for u in json.loads(listed.stdout)] == ["admin", "dana"]
+
+
+def test_cli_in_header_mode_still_needs_a_registered_user(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COPILOT_AUTH", "header")
+    monkeypatch.setenv("COPILOT_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    code, _ = cli("users", "list", "--user", "mallory")
+    assert code == 2 and "not a registered, enabled user" in capsys.readouterr().err
+    code, out = cli("users", "list", "--user", "admin")  # the first admin exists for the CLI
+    assert code == 0 and out.startswith("admin")

@@ -332,6 +332,12 @@ def ensure_initial_admin(store: Store, home: Path, stderr: TextIO | None = None)
     return password
 
 
+def forget_initial_password(home: Path, name: str) -> None:
+    """Once the first admin's password is changed, the generated one must not stay on disk."""
+    if name == INITIAL_ADMIN:
+        (home / INITIAL_PASSWORD_FILE).unlink(missing_ok=True)
+
+
 def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read (0600), replacing any older one atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)

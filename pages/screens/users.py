@@ -44,6 +44,7 @@ def change_user(store: Store, admin: Identity, names: list[str]) -> None:
         with ui.user_errors():
             password = identity.generate_password()
             identity.set_password(store, name, password, actor=admin.name)
+            identity.forget_initial_password(ui.settings().home, name)
             st.session_state["new-password"] = (name, password)
             st.rerun()
     if right.button("Disable", icon=":material/block:", disabled=not name):
