@@ -272,11 +272,13 @@ ACTING_ROLES = {
 def _check_user(services: Services, args: argparse.Namespace) -> None:
     """Resolve --user to a registered, enabled user with the role the command needs; the
     commands then read `args.user` as before."""
+    settings = services.settings
+    # With header/OIDC too: the CLI's users live in the store. `index` also creates the first
+    # admin because `make run` indexes first: its password then shows before the app starts.
+    if settings.auth != "none" and (args.command in ACTING_ROLES or args.command == "index"):
+        identity.ensure_initial_admin(services.store, settings.home)
     if args.command not in ACTING_ROLES:
         return
-    settings = services.settings
-    if settings.auth != "none":  # with header/OIDC too: the CLI's users live in the store
-        identity.ensure_initial_admin(services.store, settings.home)
     name = getattr(args, "user", None) or args.main_user
     who = identity.resolve_cli_user(services.store, settings, name)
     role, doing = ACTING_ROLES[args.command]

@@ -396,3 +396,17 @@ def test_cli_in_header_mode_still_needs_a_registered_user(tmp_path, monkeypatch,
     assert code == 2 and "not a registered, enabled user" in capsys.readouterr().err
     code, out = cli("users", "list", "--user", "admin")  # the first admin exists for the CLI
     assert code == 0 and out.startswith("admin")
+
+
+def test_make_run_shows_the_first_admin_password_before_the_app_starts(
+    settings, monkeypatch, capsys
+):
+    monkeypatch.setenv("COPILOT_AUTH", "local")
+    monkeypatch.setenv("COPILOT_HOME", str(settings.home))
+    monkeypatch.setenv("COPILOT_CORPUS", str(settings.corpus))
+    monkeypatch.chdir(settings.home)
+    code, out = cli("index")  # what `make run` runs before `streamlit run`
+    password = (settings.home / identity.INITIAL_PASSWORD_FILE).read_text().strip()
+    assert code == 0 and password in capsys.readouterr().err and password not in out
+    code, _ = cli("index")
+    assert code == 0 and password not in capsys.readouterr().err  # once
