@@ -283,7 +283,7 @@ def _check_user(services: Services, args: argparse.Namespace) -> None:
     who = identity.resolve_cli_user(services.store, settings, name)
     role, doing = ACTING_ROLES[args.command]
     identity.require(who, role, doing)
-    args.user = who.name
+    args.user, args.identity = who.name, who  # the engine takes `role=args.identity.role`
 
 
 def _add_users_commands(sub: Any) -> None:

@@ -410,3 +410,13 @@ def test_make_run_shows_the_first_admin_password_before_the_app_starts(
     assert code == 0 and password in capsys.readouterr().err and password not in out
     code, _ = cli("index")
     assert code == 0 and password not in capsys.readouterr().err  # once
+
+
+def test_role_lookup_for_the_run_engine(store, local):
+    identity.add_user(store, "root", "admin", PASSWORD, actor="system")
+    identity.add_user(store, "dana", "approver", PASSWORD, actor="root")
+    role_of = identity.role_lookup(store, local)
+    assert (role_of("dana"), role_of("root"), role_of("ghost")) == ("approver", "admin", "")
+    identity.disable_user(store, "dana", actor="root")
+    assert role_of("dana") == ""  # disabled: no role, so the policy denies
+    assert identity.role_lookup(store, Settings(home=local.home, auth="none"))("x") == "admin"

@@ -17,7 +17,7 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -439,6 +439,21 @@ def resolve_cli_user(store: Store, settings: Settings, name: str | None) -> Iden
             f"`python -m copilot --user admin users add {name or 'NAME'} --role requester`."
         )
     return found
+
+
+def role_lookup(store: Store, settings: Settings) -> Callable[[str], str]:
+    """For the run engine (`RunContext.role_of`): the role a name acts in. With
+    COPILOT_AUTH=none everyone is the admin; otherwise a registered, enabled user's role, or ""
+    (no role, so the policy denies) for anyone else. Pages and the CLI pass the signed-in
+    role explicitly; this answers for names that arrive without one."""
+    if settings.auth == "none":
+        return lambda _name: "admin"
+
+    def role_of(name: str) -> str:
+        found = active_identity(store, name)
+        return found.role if found else ""
+
+    return role_of
 
 
 def require(identity: Identity, role: str, doing: str) -> None:
