@@ -130,11 +130,13 @@ def sign_in_page() -> None:
             st.session_state[SIGNED_IN_KEY] = who.name
             _active_identity.clear()
             st.rerun()
-    st.caption(
-        f"First start? The `{identity.INITIAL_ADMIN}` password is in "
-        f"`{settings().home / identity.INITIAL_PASSWORD_FILE}` on the server. Admins add "
-        "users with `python -m copilot users add NAME --role requester|approver|admin`."
-    )
+    first = settings().home / identity.INITIAL_PASSWORD_FILE
+    if first.exists():  # only until the first admin changes that password
+        st.caption(
+            f"First start: the `{identity.INITIAL_ADMIN}` password is in `{first}` on the "
+            "server. Admins add users on the Users page or with "
+            "`python -m copilot users add NAME --role requester|approver|admin`."
+        )
 
 
 def _oidc_sign_in() -> None:

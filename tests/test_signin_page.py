@@ -203,3 +203,12 @@ def test_oidc_sign_out_ends_the_provider_session(settings, monkeypatch):
     at.sidebar.button[0].click().run()
     assert not at.exception and at.title[0].value == "Sign in"
     assert "signout" in [e["action"] for e in audit.events(open_store(settings))]
+
+
+def test_the_first_start_hint_goes_once_the_admin_password_changes(app: AppTest, settings):
+    assert any("initial_admin_password" in c.value for c in app.caption)
+    store = open_store(settings)
+    identity.set_password(store, "admin", "a new admin password", actor="admin")
+    identity.forget_initial_password(settings.home, "admin")
+    app.run()
+    assert not any("initial_admin_password" in c.value for c in app.caption)
