@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
+# Loopback only; serve a team through a TLS reverse proxy (README, "Serving a team").
+ADDRESS ?= 127.0.0.1
 SIDECAR_PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 
@@ -23,10 +25,11 @@ index: venv
 
 # The sidecar runs in the background and stops with the app (Ctrl-C).
 run: index
-	@echo "App: http://localhost:$(PORT)   Sidecar: http://127.0.0.1:$(SIDECAR_PORT)/healthz"
+	@echo "App: http://$(ADDRESS):$(PORT)   Sidecar: http://127.0.0.1:$(SIDECAR_PORT)/healthz"
 	$(PY) -m copilot sidecar --host 127.0.0.1 --port $(SIDECAR_PORT) & \
 	  SIDECAR=$$!; trap 'kill $$SIDECAR 2>/dev/null' EXIT INT TERM; \
-	  $(PY) -m streamlit run streamlit_app.py --server.port $(PORT) --server.headless true
+	  $(PY) -m streamlit run streamlit_app.py --server.address $(ADDRESS) --server.port $(PORT) \
+	    --server.headless true
 
 sidecar: venv
 	$(PY) -m copilot sidecar --host 127.0.0.1 --port $(SIDECAR_PORT)

@@ -1,4 +1,4 @@
-"""Entry point: routes between the pages and draws the shared sidebar."""
+"""Entry point: signs the user in, routes between the pages and draws the shared sidebar."""
 
 from __future__ import annotations
 
@@ -15,13 +15,35 @@ except CopilotError as exc:  # a broken .env must say what to fix, not show a tr
     st.error(f"Configuration problem: {exc}")
     st.stop()
 
+# The screens live one folder down, in pages/screens/: Streamlit treats any script directly in
+# pages/ as a legacy auto-discovered page, and a deep link (/telemetry) would then run it
+# without this entry point (no sidebar, wrong navigation).
+pages = [
+    st.Page("pages/screens/chat.py", title="Chat", icon=":material/chat:", default=True),
+    st.Page("pages/screens/approvals.py", title="Approvals", icon=":material/approval:"),
+    st.Page("pages/screens/telemetry.py", title="Telemetry", icon=":material/monitoring:"),
+    st.Page("pages/screens/audit.py", title="Audit log", icon=":material/policy:"),
+    st.Page("pages/screens/knowledge.py", title="Knowledge base", icon=":material/menu_book:"),
+]
+users_page = st.Page("pages/screens/users.py", title="Users", icon=":material/group:")
+
+# Every page needs a signed-in user. Until then the navigation only resolves which page the
+# URL asked for (so a deep link opens after signing in) and the sign-in form is all there is.
+try:
+    ui.bootstrap_users()
+    who = ui.signed_in()
+except CopilotError as exc:  # header/OIDC: no identity header, or no role for these groups
+    st.error(str(exc), icon=":material/lock:")
+    st.stop()
+if who is None:
+    st.session_state.pop(ui.IDENTITY_KEY, None)
+    st.navigation([*pages, users_page], position="hidden")
+    ui.sign_in_page()
+    st.stop()
+st.session_state[ui.IDENTITY_KEY] = who
+
 with st.sidebar:
-    st.text_input(
-        "Your name",
-        value=settings.user,
-        key="user",
-        help="Recorded as the actor of your runs and approvals.",
-    )
+    ui.sidebar_identity(who)
     providers = settings.available_providers()
     st.selectbox(
         "LLM provider",
@@ -39,14 +61,4 @@ with st.sidebar:
     if settings.budget_usd:
         st.caption(f"Daily budget: ${settings.budget_usd:.2f}")
 
-# The screens live one folder down, in pages/screens/: Streamlit treats any script directly in
-# pages/ as a legacy auto-discovered page, and a deep link (/telemetry) would then run it
-# without this entry point (no sidebar, wrong navigation).
-pages = [
-    st.Page("pages/screens/chat.py", title="Chat", icon=":material/chat:", default=True),
-    st.Page("pages/screens/approvals.py", title="Approvals", icon=":material/approval:"),
-    st.Page("pages/screens/telemetry.py", title="Telemetry", icon=":material/monitoring:"),
-    st.Page("pages/screens/audit.py", title="Audit log", icon=":material/policy:"),
-    st.Page("pages/screens/knowledge.py", title="Knowledge base", icon=":material/menu_book:"),
-]
-st.navigation(pages).run()
+st.navigation([*pages, users_page] if who.can("admin") else pages).run()

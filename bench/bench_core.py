@@ -127,6 +127,7 @@ def rss_mib(pid: int) -> float:
 def bench_streamlit_memory(home: Path) -> None:
     port = free_port()
     env = {**os.environ, "COPILOT_HOME": str(home), "COPILOT_CORPUS": str(REPO / "corpus")}
+    env["COPILOT_AUTH"] = "none"  # measures the chat's memory, not the sign-in form
     proc = subprocess.Popen(
         streamlit_command(port),
         cwd=home,

@@ -1,4 +1,4 @@
-"""`python -m copilot`: index, search, run, demo and the approval queue from a terminal.
+"""`python -m copilot`: index, search, run, demo, the approval queue and users from a terminal.
 
 Every CopilotError is turned into one line on stderr and exit code 2, here and nowhere else.
 """
@@ -6,6 +6,7 @@ Every CopilotError is turned into one line on stderr and exit code 2, here and n
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -15,12 +16,13 @@ from typing import Any, TextIO
 from copilot import approvals, export, guard, telemetry
 from copilot.config import Settings
 from copilot.errors import CopilotError, InputError
-from copilot.governance import audit, budgets
+from copilot.governance import audit, budgets, identity
 from copilot.governance.policy import Policy, load_policy
 from copilot.run import runs
 from copilot.run.state import RunState
 from copilot.run.view import as_dict, summary
 from copilot.service import Services
+from copilot.store import utcnow
 from copilot.tools import Toolbox
 
 DEMO_TASK = (
@@ -35,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--corpus", type=Path, help="runbook folder (default: COPILOT_CORPUS)")
     parser.add_argument("--home", type=Path, help="data folder (default: COPILOT_HOME)")
+    parser.add_argument(
+        "--user",
+        dest="main_user",
+        help="registered user acting through the CLI (default: COPILOT_USER)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("index", help="build or refresh the runbook index")
     search = sub.add_parser("search", help="search the runbooks")
@@ -86,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help='batch: read {"text": ...} lines on stdin, write one result per line',
     )
+    _add_users_commands(sub)
     return parser
 
 
@@ -97,6 +105,7 @@ def main(
     try:
         overrides = {k: v for k, v in (("corpus", args.corpus), ("home", args.home)) if v}
         services = Services(Settings.load(**overrides))
+        _check_user(services, args)
         for run_id in services.sweep():
             print(f"note: run {run_id} was interrupted; `runs resume {run_id}`", file=sys.stderr)
         return COMMANDS[args.command](services, args, stdin or sys.stdin, out)
@@ -189,7 +198,8 @@ def _run_file(services: Services, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_demo(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
     print(f"Task: {DEMO_TASK}\n", file=out)
-    print(format_run(services.engine().start(DEMO_TASK, user="demo")), file=out)
+    user = args.user or services.settings.user
+    print(format_run(services.engine().start(DEMO_TASK, user=user)), file=out)
     return 0
 
 
@@ -562,6 +572,114 @@ def _scan_jsonl(stdin: TextIO, out: TextIO) -> int:
     return 0
 
 
+# Commands that act, and the least role their --user needs (the CLI is an admin channel:
+# it acts as a registered user, never as whoever typed a name).
+ACTING_ROLES = {
+    "run": ("requester", "running a task"),
+    "demo": ("requester", "running the demo task"),
+    "runs resume": ("requester", "resuming a run"),
+    "approve": ("approver", "approving"),
+    "reject": ("approver", "rejecting"),
+    "prune": ("admin", "pruning usage rows"),
+    "users": ("admin", "managing users"),
+}
+
+
+def _check_user(services: Services, args: argparse.Namespace) -> None:
+    """Resolve --user to a registered, enabled user with the role the command needs; the
+    commands then read `args.user` as before."""
+    settings = services.settings
+    # With header/OIDC too: the CLI's users live in the store. `index` also creates the first
+    # admin because `make run` indexes first: its password then shows before the app starts.
+    if settings.auth != "none" and (args.command in ACTING_ROLES or args.command == "index"):
+        identity.ensure_initial_admin(services.store, settings.home)
+    command = args.command
+    if command == "runs" and list(args.target)[:1] == ["resume"]:
+        command = "runs resume"
+    if command not in ACTING_ROLES:
+        return
+    name = getattr(args, "user", None) or args.main_user
+    who = identity.resolve_cli_user(services.store, settings, name)
+    role, doing = ACTING_ROLES[command]
+    identity.require(who, role, doing)
+    args.user, args.identity = who.name, who  # the engine takes `role=args.identity.role`
+
+
+def _add_users_commands(sub: Any) -> None:
+    users = sub.add_parser("users", help="manage who may sign in (admins only)")
+    verbs = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = verbs.add_parser("add", help="register a user")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=identity.ROLES)
+    setpw = verbs.add_parser("set-password", help="set a new password (also unlocks)")
+    setpw.add_argument("name")
+    for p in (add, setpw):
+        p.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from the first line of stdin (else prompt or generate)",
+        )
+    listing = verbs.add_parser("list", help="list users, roles and lockouts")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    disable = verbs.add_parser("disable", help="stop a user from signing in or acting")
+    disable.add_argument("name")
+    for p in (add, setpw, listing, disable):
+        p.add_argument("--user", help="admin acting (default: COPILOT_USER)")
+
+
+def cmd_users(services: Services, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    store, actor = services.store, args.user
+    if args.users_command == "list":
+        return _print_users(identity.list_users(store), args.json, out)
+    if args.users_command == "disable":
+        identity.disable_user(store, args.name, actor=actor)
+        print(f"disabled {args.name} (audited)", file=out)
+        return 0
+    password, generated = _new_password(args.password_stdin, stdin)
+    if args.users_command == "add":
+        identity.add_user(store, args.name, args.role, password, actor=actor)
+        print(f"added {args.name} as {args.role} (audited)", file=out)
+    else:
+        identity.set_password(store, args.name, password, actor=actor)
+        identity.forget_initial_password(services.settings.home, args.name)
+        print(f"set the password of {args.name} (audited)", file=out)
+    if generated:
+        print(f"password for {args.name}: {password}  (shown once; pass it on safely)", file=out)
+    return 0
+
+
+def _new_password(from_stdin: bool, stdin: TextIO) -> tuple[str, bool]:
+    """(password, generated): from stdin, typed twice at a terminal, or generated."""
+    if from_stdin:
+        password = stdin.readline().rstrip("\r\n")
+        if not password:
+            raise InputError(
+                "--password-stdin read an empty line; pipe the password in, e.g. "
+                "printf '%s\\n' \"$PW\" | python -m copilot users add NAME --role requester "
+                "--password-stdin"
+            )
+        return identity.check_password(password), False
+    if stdin.isatty():
+        first = getpass.getpass("New password (Enter to generate one): ")
+        if first:
+            if getpass.getpass("Repeat it: ") != first:
+                raise InputError("The two passwords differ; run the command again.")
+            return identity.check_password(first), False
+    return identity.generate_password(), True
+
+
+def _print_users(rows: list[dict[str, Any]], as_json: bool, out: TextIO) -> int:
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str), file=out)
+        return 0
+    for r in rows:
+        state = "enabled" if r["enabled"] else "disabled"
+        if r["locked_until"] and r["locked_until"] > utcnow():
+            state += f", locked until {r['locked_until']:%Y-%m-%d %H:%M} UTC"
+        print(f"{r['name']:<24} {r['role']:<10} {state}", file=out)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int]] = {
     "index": cmd_index,
     "search": cmd_search,
@@ -581,4 +699,5 @@ COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int
     "tools": cmd_tools,
     "tickets": cmd_tickets,
     "scan": cmd_scan,
+    "users": cmd_users,
 }

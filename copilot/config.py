@@ -19,6 +19,7 @@ from copilot.errors import ConfigError
 
 PROVIDERS = ("stub", "openai", "azure")
 BUDGET_ACTIONS = ("fallback", "stop")
+AUTH_MODES = ("local", "header", "oidc", "none")
 MAX_TASK_CHARS = 8000
 
 
@@ -90,6 +91,20 @@ class Settings:
     """TOOL_TIMEOUT_S: seconds one GitHub, Jira or MCP request may take."""
     tool_max_retry_s: float = 60.0
     """TOOL_MAX_RETRY_S: total seconds one tool call may wait on rate limits."""
+    auth: str = "local"
+    """COPILOT_AUTH: sign-in mode: local (users in the store), header, oidc or none (dev)."""
+    auth_user_header: str = "X-Forwarded-User"
+    """COPILOT_AUTH_USER_HEADER: header mode: the request header carrying the user name."""
+    auth_groups_header: str = "X-Forwarded-Groups"
+    """COPILOT_AUTH_GROUPS_HEADER: header mode: the header carrying the user's groups."""
+    auth_role_map: str = ""
+    """COPILOT_AUTH_ROLE_MAP: header/oidc: group=role pairs, e.g. ops-admins=admin,ops=requester."""
+    auth_default_role: str = ""
+    """COPILOT_AUTH_DEFAULT_ROLE: header/oidc: role when no group matches; empty = no access."""
+    oidc_name_claim: str = "email"
+    """COPILOT_OIDC_NAME_CLAIM: oidc: the ID-token claim used as the user name."""
+    oidc_role_claim: str = "groups"
+    """COPILOT_OIDC_ROLE_CLAIM: oidc: the claim holding the groups COPILOT_AUTH_ROLE_MAP maps."""
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Anything else read from the environment, for adapters that look up their own keys."""
 
@@ -131,6 +146,7 @@ class Settings:
                     "or use LLM_PROVIDER=stub."
                 )
         self._validate_tools()
+        self._validate_auth()
         _check_range("COPILOT_TOP_K", self.top_k, 1, 50)
         _check_range("LLM_RATE_LIMIT_PER_MIN", self.llm_rate_limit_per_min, 1, 100_000)
         _check_range("LLM_MAX_ATTEMPTS", self.llm_max_attempts, 1, 10)
@@ -165,6 +181,25 @@ class Settings:
             )
         _check_range("TOOL_TIMEOUT_S", self.tool_timeout_s, 0.1, 600)
         _check_range("TOOL_MAX_RETRY_S", self.tool_max_retry_s, 0, 3600)
+
+    def _validate_auth(self) -> None:
+        # Imported here: the governance package may import settings itself.
+        from copilot.errors import InputError
+        from copilot.governance.identity import ROLES, parse_role_map
+
+        if self.auth not in AUTH_MODES:
+            raise ConfigError(
+                f"COPILOT_AUTH={self.auth!r} is not known; use one of {', '.join(AUTH_MODES)}."
+            )
+        if self.auth_default_role and self.auth_default_role not in ROLES:
+            raise ConfigError(
+                f"COPILOT_AUTH_DEFAULT_ROLE={self.auth_default_role!r} is not a role; use one "
+                f"of {', '.join(ROLES)}, or leave it empty."
+            )
+        try:
+            parse_role_map(self.auth_role_map)
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
 
     def secret_values(self) -> list[str]:
         """Values that must never be stored or logged: configured keys, tokens, passwords."""
@@ -239,12 +274,24 @@ _ENV_FIELDS: dict[str, tuple[str, type]] = {
     "mcp_servers": ("COPILOT_MCP_SERVERS", str),
     "tool_timeout_s": ("TOOL_TIMEOUT_S", float),
     "tool_max_retry_s": ("TOOL_MAX_RETRY_S", float),
+    "auth": ("COPILOT_AUTH", str),
+    "auth_user_header": ("COPILOT_AUTH_USER_HEADER", str),
+    "auth_groups_header": ("COPILOT_AUTH_GROUPS_HEADER", str),
+    "auth_role_map": ("COPILOT_AUTH_ROLE_MAP", str),
+    "auth_default_role": ("COPILOT_AUTH_DEFAULT_ROLE", str),
+    "oidc_name_claim": ("COPILOT_OIDC_NAME_CLAIM", str),
+    "oidc_role_claim": ("COPILOT_OIDC_ROLE_CLAIM", str),
 }
+
+
+_LOWERCASE = ("LLM_PROVIDER", "COPILOT_BUDGET_ACTION", "COPILOT_AUTH")
 
 
 def _parse(var: str, raw: str, kind: type) -> object:
     if kind is str:
-        return raw.lower() if var in ("LLM_PROVIDER", "COPILOT_BUDGET_ACTION") else raw
+        return (
+            raw.lower() if var in ("LLM_PROVIDER", "COPILOT_BUDGET_ACTION", "COPILOT_AUTH") else raw
+        )
     try:
         return kind(raw)
     except ValueError:

@@ -187,4 +187,24 @@ def m004_sandbox_jira(conn: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_run_engine, m003_budgets, m004_sandbox_jira]
+def m005_users(conn: duckdb.DuckDBPyConnection) -> None:
+    """Users for COPILOT_AUTH=local and the CLI's --user (copilot/governance/identity.py)."""
+    conn.execute("""
+        CREATE TABLE users (
+            name VARCHAR PRIMARY KEY,
+            role VARCHAR NOT NULL,            -- requester, approver, admin
+            password_hash VARCHAR NOT NULL,   -- argon2id, never the password
+            enabled BOOLEAN NOT NULL DEFAULT TRUE,
+            failed_attempts INTEGER NOT NULL DEFAULT 0,
+            locked_until TIMESTAMP,
+            created_at TIMESTAMP NOT NULL
+        )""")
+
+
+MIGRATIONS: list[Migration] = [
+    m001_initial,
+    m002_run_engine,
+    m003_budgets,
+    m004_sandbox_jira,
+    m005_users,
+]

@@ -10,6 +10,7 @@ from typing import Any
 
 from copilot.config import Settings
 from copilot.embeddings import get_embedder
+from copilot.governance import identity
 from copilot.governance.policy import Decision, Policy, load_policy
 from copilot.guard import Redactor
 from copilot.index import Encoder
@@ -106,6 +107,7 @@ class Services:
                 tools=self.tools,
                 policy=CedarPolicy(self.policy),
                 approval_ttl=timedelta(seconds=settings.approval_ttl_s),
+                role_of=identity.role_lookup(self.store, settings),
             )
         )
 

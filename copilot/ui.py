@@ -18,9 +18,16 @@ from copilot import approvals
 from copilot.config import Settings
 from copilot.embeddings import get_embedder
 from copilot.errors import CopilotError
+from copilot.governance import identity
+from copilot.governance.identity import Identity
 from copilot.retriever import Retriever
 from copilot.run.runs import decided_line
 from copilot.service import Services
+
+IDENTITY_KEY = "identity"
+"""session_state: the Identity the entry point resolved for this run (every sign-in mode)."""
+SIGNED_IN_KEY = "signed_in_user"
+"""session_state: the name a local sign-in succeeded for; cleared by Sign out."""
 
 
 @st.cache_resource(show_spinner=False)
@@ -53,8 +60,132 @@ def settings() -> Settings:
     return services().settings
 
 
+def current_identity() -> Identity:
+    """Who is signed in. The entry point stops every page run before this if nobody is."""
+    found = st.session_state.get(IDENTITY_KEY)
+    if not isinstance(found, Identity):
+        st.error("Sign in first.", icon=":material/lock:")
+        st.stop()
+    return found
+
+
 def current_user() -> str:
-    return str(st.session_state.get("user") or settings().user)
+    """The signed-in user's name: the actor of runs and decisions made in this session."""
+    return current_identity().name
+
+
+def require_role(role: str) -> Identity:
+    """Stop the page with an explanation unless the signed-in user has `role` or above."""
+    who = current_identity()
+    if not who.can(role):
+        st.error(
+            f"This needs the {role} role; you are signed in as {who.name} ({who.role}). "
+            "Ask an admin to change your role.",
+            icon=":material/lock:",
+        )
+        st.stop()
+    return who
+
+
+@st.cache_resource(show_spinner=False)
+def bootstrap_users() -> str | None:
+    """Once per server process: on the first start, the `admin` user and its password file."""
+    if settings().auth != "local":
+        return None
+    return identity.ensure_initial_admin(services().store, settings().home)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _active_identity(name: str) -> Identity | None:
+    # Cached briefly: a disabled user or a changed role takes effect within 10 s, without a
+    # DB read on every click.
+    return identity.active_identity(services().store, name)
+
+
+def signed_in() -> Identity | None:
+    """Who this browser session is under COPILOT_AUTH, or None when a sign-in is needed.
+    Header and OIDC problems (no header, no role) raise CopilotError with advice."""
+    config = settings()
+    if config.auth == "none":
+        return Identity(config.user, "admin")
+    if config.auth == "header":
+        return identity.identity_from_headers(dict(st.context.headers), config)
+    if config.auth == "oidc":
+        if not st.user.is_logged_in:
+            return None
+        return identity.identity_from_claims(st.user.to_dict(), config)
+    name = st.session_state.get(SIGNED_IN_KEY)
+    found = _active_identity(str(name)) if name else None
+    if found is None:
+        st.session_state.pop(SIGNED_IN_KEY, None)
+    return found
+
+
+def sign_in_page() -> None:
+    """The form shown instead of any page until someone signs in."""
+    st.title("Sign in")
+    if settings().auth == "oidc":
+        _oidc_sign_in()
+        return
+    with st.form("sign-in", clear_on_submit=True):  # the password leaves widget state
+        name = st.text_input("User name", autocomplete="username")
+        password = st.text_input("Password", type="password", autocomplete="current-password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        with user_errors():
+            who = identity.authenticate(services().store, name, password)
+            st.session_state[SIGNED_IN_KEY] = who.name
+            _active_identity.clear()
+            st.rerun()
+    first = settings().home / identity.INITIAL_PASSWORD_FILE
+    if first.exists():  # only until the first admin changes that password
+        st.caption(
+            f"First start: the `{identity.INITIAL_ADMIN}` password is in `{first}` on the "
+            "server. Admins add users on the Users page or with "
+            "`python -m copilot users add NAME --role requester|approver|admin`."
+        )
+
+
+def _oidc_sign_in() -> None:
+    try:
+        configured = "auth" in st.secrets
+    except (FileNotFoundError, st.errors.StreamlitSecretNotFoundError):
+        configured = False
+    if not configured:
+        st.error(
+            "COPILOT_AUTH=oidc needs an [auth] section in .streamlit/secrets.toml "
+            "(redirect_uri, cookie_secret, client_id, client_secret, "
+            "server_metadata_url); see 'Serving a team' in the README."
+        )
+        return
+    if st.button("Sign in with single sign-on", type="primary"):
+        st.login()
+
+
+def sidebar_identity(who: Identity) -> None:
+    """Name, role and Sign out at the top of the sidebar."""
+    mode = settings().auth
+    st.markdown(f":material/person: **{who.name}** · {who.role}")
+    if mode == "none":
+        st.warning(
+            "COPILOT_AUTH=none: no sign-in, everyone acts as this admin. For development only.",
+            icon=":material/warning:",
+        )
+    elif mode == "header":
+        st.caption("Signed in by your single sign-on proxy.")
+    elif st.button("Sign out", icon=":material/logout:"):
+        sign_out(who)
+
+
+def sign_out(who: Identity) -> None:
+    """Forget everything this browser session held (chat history included), then rerun;
+    with OIDC also end Streamlit's sign-in cookie."""
+    with user_errors():
+        identity.record_signout(services().store, who.name)
+    st.session_state.clear()
+    if settings().auth == "oidc":
+        st.logout()  # reruns the app itself
+    st.rerun()
 
 
 def current_provider() -> str:
@@ -122,15 +253,28 @@ def approval_card(row: dict[str, Any], *, key_prefix: str) -> None:
         args = json.loads(row["args_json"])
         shown = {k: v for k, v in args.items() if k != "changes"}  # the diff shows those
         st.code(json.dumps(shown, indent=2), language="json", wrap_lines=True)
-        key = f"{key_prefix}-{approval_id}"
-        note = st.text_input(
-            "Note (required to reject)", key=f"note-{key}", placeholder="why, for the record"
-        )
-        left, right, _ = st.columns([1, 1, 4])
-        if left.button("Approve", key=f"approve-{key}", type="primary", icon=":material/check:"):
-            decide(approval_id, True, note)
-        if right.button("Reject", key=f"reject-{key}", icon=":material/close:"):
-            decide(approval_id, False, note)
+        decision_controls(row, f"{key_prefix}-{approval_id}")
+
+
+def decision_controls(row: dict[str, Any], key: str) -> None:
+    """Approvers decide; the requester may withdraw their own request; others only read.
+    The policy checks again when the decision is claimed: this only spares useless buttons."""
+    who = current_identity()
+    approver, own = who.can("approver"), row["requested_by"] == who.name
+    if not approver and not own:
+        st.caption("Only approvers and admins can approve or reject this request.")
+        return
+    note = st.text_input(
+        "Note (required to reject)", key=f"note-{key}", placeholder="why, for the record"
+    )
+    left, right, _ = st.columns([1, 1, 4])
+    if approver and left.button(
+        "Approve", key=f"approve-{key}", type="primary", icon=":material/check:"
+    ):
+        decide(row["approval_id"], True, note)
+    label = "Reject" if approver else "Withdraw"
+    if right.button(label, key=f"reject-{key}", icon=":material/close:"):
+        decide(row["approval_id"], False, note)
 
 
 def decide(approval_id: str, approve: bool, note: str) -> None:
@@ -140,7 +284,13 @@ def decide(approval_id: str, approve: bool, note: str) -> None:
             done = (
                 services()
                 .engine(current_provider())
-                .decide(approval_id, approve=approve, user=current_user(), note=note)
+                .decide(
+                    approval_id,
+                    approve=approve,
+                    user=current_user(),
+                    role=current_identity().role,
+                    note=note,
+                )
             )
     except CopilotError as exc:
         st.session_state["flash"] = ("error", str(exc))

@@ -23,6 +23,14 @@ RUNBOOKS = len(list(CORPUS.glob("*.md")))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def no_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most tests are about other things than signing in: they run as the development
+    operator (COPILOT_AUTH=none, an admin), in process and in the subprocesses they start.
+    tests/test_identity.py and tests/test_signin_page.py set COPILOT_AUTH=local themselves."""
+    monkeypatch.setenv("COPILOT_AUTH", "none")
+
+
 @pytest.fixture(scope="session")
 def built_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The corpus index, embedded once per test session with the real model."""
@@ -36,7 +44,7 @@ def built_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(tmp_path: Path, built_index: Path) -> Settings:
     home = tmp_path / "home"
     shutil.copytree(built_index, home / "index")
-    return Settings(home=home, corpus=CORPUS)
+    return Settings(home=home, corpus=CORPUS, auth="none")
 
 
 @pytest.fixture

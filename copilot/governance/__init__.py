@@ -1,1 +1,2 @@
-"""Governance: policy as code (Cedar), budgets per LLM call, the verifiable audit log."""
+"""Governance: policy as code (Cedar), identity (sign-in, roles), budgets per LLM call, the
+verifiable audit log."""

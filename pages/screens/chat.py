@@ -160,7 +160,8 @@ def run_task(task: str, session_id: str, history: list[str]) -> RunState | None:
         task = validate_task(task)
         ui.retriever()  # loads the model once per server process, with a spinner
         engine = ui.services().engine(ui.current_provider())
-        kwargs = {"user": ui.current_user(), "session_id": session_id, "history": history}
+        who = ui.current_identity()
+        kwargs = {"user": who.name, "role": who.role, "session_id": session_id, "history": history}
         events: queue.Queue[Event] = queue.Queue()
         # If the user submits again mid-run, Streamlit abandons this script run but the
         # worker goes on and saves the run; the conversation reads it back from the store.

@@ -23,9 +23,26 @@ PAGES = {
 }
 
 
-def open_page(page: Page, base_url: str, name: str) -> None:
+def open_page(page: Page, base_url: str, name: str, login: tuple[str, str]) -> None:
+    """Open a page by its URL. Loading a URL starts a new Streamlit session, which asks to
+    sign in again; the page the URL names opens after that."""
     page.goto(f"{base_url}/{PAGES[name]}")
+    sign_in(page, *login)
     expect(page.get_by_role("heading", level=1).first).to_be_visible(timeout=60_000)
+
+
+def sign_in(page: Page, name: str, password: str) -> None:
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=60_000)
+    page.get_by_label("User name", exact=True).fill(name)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    # The sidebar exists only once signed in, and it names who is.
+    expect(page.get_by_test_id("stSidebar")).to_contain_text(name, timeout=60_000)
+
+
+def sign_out(page: Page) -> None:
+    page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=60_000)
 
 
 def submit_task(page: Page, task: str) -> None:
@@ -75,13 +92,6 @@ def screenshot(page: Page, name: str) -> Path:
     page.screenshot(path=str(path))
     page.set_viewport_size(size)
     return path
-
-
-def set_user(page: Page, name: str) -> None:
-    box = page.get_by_test_id("stSidebar").get_by_label("Your name", exact=True)
-    box.fill(name)
-    box.press("Enter")
-    expect(box).to_have_value(name)
 
 
 def choose(page: Page, label: str, option: str) -> None:

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +60,11 @@ class Stack:
     app_url: str
     sidecar_url: str
     home: Path
+    passwords: dict[str, str] = field(default_factory=dict)
+    """Who can sign in to this stack's app: name -> password."""
+
+    def login(self, name: str) -> tuple[str, str]:
+        return name, self.passwords[name]
 
 
 @contextmanager
@@ -69,6 +74,7 @@ def running_stack(home: Path, log_dir: Path) -> Iterator[Stack]:
         "COPILOT_HOME": str(home),
         "COPILOT_CORPUS": str(REPO / "corpus"),
         "LLM_PROVIDER": "stub",
+        "COPILOT_AUTH": "local",  # the journey signs in, as a team's users would
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": str(REPO),
     }

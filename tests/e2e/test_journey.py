@@ -1,6 +1,6 @@
-"""An analyst's journey in a real browser, in order: chat, follow-up, approval, telemetry,
-the sidecar's figures, audit log, knowledge base; then bad input. Each test continues where
-the previous one left the shared tab and data."""
+"""An analyst's journey in a real browser, in order: sign-in, chat, follow-up, a second user
+signing in, approval by that user, telemetry, the sidecar's figures, audit log, knowledge base;
+then bad input. Each test continues where the previous one left the shared tab and data."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import RUNBOOKS
 from tests.e2e import journey
+from tests.e2e.conftest import SECOND_USER
 from tests.e2e.servers import Stack
 
 TASK = "Pods in checkout are OOMKilled; raise the memory limit and open a ticket"
-SECOND_USER = "dana"
 
 
 def sidecar(stack: Stack, path: str, **params: str) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def sidecar(stack: Stack, path: str, **params: str) -> dict[str, Any]:
 
 
 def test_chat_answers_a_task_and_a_follow_up(page: Page, stack: Stack):
-    journey.open_page(page, stack.app_url, "chat")
+    journey.open_page(page, stack.app_url, "chat", stack.login("admin"))
     expect(page.get_by_text("Try one of these")).to_be_visible()
     journey.submit_task(page, TASK)
     journey.wait_for_answers(page, 1)
@@ -42,15 +42,24 @@ def test_chat_answers_a_task_and_a_follow_up(page: Page, stack: Stack):
     expect(journey.visible_text(page, "score 0.")).to_be_visible()
     journey.screenshot(page, "chat")
 
-    journey.set_user(page, SECOND_USER)  # the follow-up is asked by someone else
     journey.submit_task(page, "what should I check first?")
     journey.wait_for_answers(page, 2)
     expect(page.get_by_test_id("stChatMessage")).to_have_count(4)
     expect(page.get_by_test_id("stChatMessage").last).to_contain_text("pod-oomkilled.md#")
 
+    # Someone else signs in at the same browser and asks a read-only question: signing out
+    # cleared the admin's chat.
+    journey.sign_out(page)
+    journey.sign_in(page, *stack.login(SECOND_USER))
+    journey.submit_task(page, "Pods are OOMKilled in checkout: what should I check first?")
+    journey.wait_for_answers(page, 1)
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(2)
+    expect(page.get_by_test_id("stChatMessage").last).to_contain_text("pod-oomkilled.md#")
+
 
 def test_approving_runs_the_tool(page: Page, stack: Stack):
-    journey.open_page(page, stack.app_url, "approvals")
+    # The admin asked; dana, an approver, decides (four eyes).
+    journey.open_page(page, stack.app_url, "approvals", stack.login(SECOND_USER))
     approve = page.get_by_role("button", name="Approve")
     expect(approve).to_have_count(2)  # the Jira ticket and the pull request from the chat
     journey.screenshot(page, "approvals")
@@ -69,7 +78,7 @@ def test_approving_runs_the_tool(page: Page, stack: Stack):
 
 
 def test_telemetry_charts_follow_filters_and_match_the_sidecar(page: Page, stack: Stack, tmp_path):
-    journey.open_page(page, stack.app_url, "telemetry")
+    journey.open_page(page, stack.app_url, "telemetry", stack.login("admin"))
     expect(journey.charts(page)).to_have_count(5, timeout=60_000)
     total = sidecar(stack, "/metrics/llm/summary")["summary"]
     assert total["calls"] > 0
@@ -80,7 +89,7 @@ def test_telemetry_charts_follow_filters_and_match_the_sidecar(page: Page, stack
     dana = sidecar(stack, "/metrics/llm/summary", user=SECOND_USER)["summary"]
     assert 0 < dana["calls"] < total["calls"]
     expect(journey.metric(page, "LLM calls")).to_have_text(f"{dana['calls']:,}")
-    expect(journey.charts(page)).to_have_count(4)  # no approvals came from the follow-up
+    expect(journey.charts(page)).to_have_count(4)  # dana's question asked for no write
 
     download = journey.download(page, "Download CSV", nth=-1)
     assert download.suggested_filename == "provider_snapshot.csv"
@@ -93,7 +102,7 @@ def test_telemetry_charts_follow_filters_and_match_the_sidecar(page: Page, stack
 
 
 def test_governance_figures_match_between_page_and_sidecar(page: Page, stack: Stack):
-    journey.open_page(page, stack.app_url, "telemetry")
+    journey.open_page(page, stack.app_url, "telemetry", stack.login("admin"))
     governance = sidecar(stack, "/metrics/governance/summary")
     by_status = {r["status"]: r["approvals"] for r in governance["approvals"]}
     assert by_status["approved"] == 1 and by_status["pending"] >= 1
@@ -102,10 +111,10 @@ def test_governance_figures_match_between_page_and_sidecar(page: Page, stack: St
 
 
 def test_audit_and_knowledge_pages(page: Page, stack: Stack):
-    journey.open_page(page, stack.app_url, "audit")
+    journey.open_page(page, stack.app_url, "audit", stack.login("admin"))
     expect(page.get_by_text("Chain verified")).to_be_visible()
     journey.screenshot(page, "audit")
-    journey.open_page(page, stack.app_url, "knowledge")
+    journey.open_page(page, stack.app_url, "knowledge", stack.login("admin"))
     expect(journey.metric(page, "Runbooks")).to_have_text(str(RUNBOOKS))
     page.get_by_label("Search the runbooks", exact=True).fill("certificate expires soon")
     page.get_by_label("Search the runbooks", exact=True).press("Enter")
@@ -114,7 +123,7 @@ def test_audit_and_knowledge_pages(page: Page, stack: Stack):
 
 
 def test_bad_input_gets_a_clear_error(page: Page, stack: Stack):
-    journey.open_page(page, stack.app_url, "chat")
+    journey.open_page(page, stack.app_url, "chat", stack.login("admin"))
     journey.submit_task(page, "   ")
     journey.expect_error(page, "The task is empty")
     journey.submit_task(page, "x" * 8100)
