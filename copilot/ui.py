@@ -6,6 +6,7 @@ the embedding model; only the chat page asks for it, through `retriever()`.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,12 @@ from copilot.embeddings import get_embedder
 from copilot.errors import CopilotError
 from copilot.retriever import Retriever
 from copilot.service import Services
+
+# Streamlit keeps cache_resource values until the interpreter is torn down. A Store held
+# there keeps copilot.store, and through it the duckdb module, alive past DuckDB's own
+# teardown once torch is loaded too, and nanobind then prints ~65 "leaked" lines at every
+# app stop and after the test run. Dropping the cached resources first lets them go in order.
+atexit.register(st.cache_resource.clear)
 
 
 @st.cache_resource(show_spinner=False)

@@ -128,3 +128,33 @@ def test_db_held_by_another_process_is_a_clear_cli_error(env):
     assert done.returncode == 2
     assert "locked by another process" in done.stderr and "Traceback" not in done.stderr
     assert Store(env.db_path).query("SELECT count(*) AS n FROM runs")[0]["n"] == 0
+
+
+NOISE_SCRIPT = """
+import sys
+from copilot.embeddings import get_embedder
+from streamlit.testing.v1 import AppTest
+
+get_embedder()  # torch loaded, as in the app after a first chat answer
+at = AppTest.from_file(sys.argv[1], default_timeout=120)
+at.run()
+assert not at.exception, at.exception
+"""
+
+
+def test_app_and_cli_exit_without_nanobind_leak_noise(env):
+    """A Store cached by st.cache_resource used to outlive DuckDB's teardown (with torch
+    loaded), printing ~65 `nanobind: leaked` lines at every app stop and test run."""
+    proc_env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    page = str(REPO / "pages" / "screens" / "audit.py")
+    for argv in (["-c", NOISE_SCRIPT, page], ["-m", "copilot", "metrics"]):
+        done = subprocess.run(
+            [sys.executable, *argv],
+            capture_output=True,
+            text=True,
+            env=proc_env,
+            cwd=env.home,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "nanobind: leaked" not in done.stderr
