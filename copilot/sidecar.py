@@ -3,8 +3,9 @@
 Every route calls `copilot.telemetry`, the same functions the page and the CLI use. JSON
 shapes are objects holding arrays of flat records, so Grafana's JSON API datasource
 (marcusolsson-json-datasource) reads a panel with paths like `$.series[*].cost_usd`.
-`/metrics` is Prometheus text from a collector that reads DuckDB at scrape time, so the
-sidecar keeps no state and never holds the DB file between requests.
+`/metrics` is Prometheus text from a collector that reads DuckDB at scrape time. The sidecar
+never holds the DB file between requests; results are reused until the store's change stamp
+moves (`copilot.readcache`), so a write is visible to the very next request.
 
 Errors: a CopilotError becomes 4xx JSON `{"error", "message"}` (StoreBusy: 503), and so do
 bad query parameters (422), in one place: `_install_error_handlers`.

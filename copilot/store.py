@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -169,6 +171,7 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self._stamp_change()
 
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -186,6 +189,27 @@ class Store:
         """The same as `query`, as a pandas DataFrame (for charts and CSV)."""
         with self.reader() as conn:
             return conn.execute(sql, params).df()
+
+    def change_stamp(self) -> str:
+        """A token that differs after every committed write, in any process (read caches key
+        on it). The stamp file is rewritten after each commit; the DB file's size and mtime
+        also catch writes made outside this class (a duckdb shell). A stat and a tiny read:
+        microseconds, against ~30 ms to open the DB."""
+        stamp = self.path.with_name(self.path.name + ".stamp")
+        try:
+            db = self.path.stat()
+            text = stamp.read_text() if stamp.exists() else "-"
+        except OSError:
+            return "missing"
+        return f"{text}:{db.st_mtime_ns}:{db.st_size}"
+
+    def _stamp_change(self) -> None:
+        # Written after COMMIT: a reader that saw the old stamp may cache rows newer than it,
+        # never older rows under the new one. Atomic replace, so a reader never sees half.
+        stamp = self.path.with_name(self.path.name + ".stamp")
+        tmp = stamp.with_name(f".{stamp.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(uuid.uuid4().hex)
+        os.replace(tmp, stamp)
 
     @contextmanager
     def _connect(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
