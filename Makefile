@@ -7,7 +7,7 @@ PORT ?= 8501
 SIDECAR_PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 
-.PHONY: venv run index test test-e2e lint format bench sidecar clean
+.PHONY: venv run index test test-e2e lint format bench bench-smoke sidecar clean
 
 # The venv is rebuilt only when the requirements change.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -51,6 +51,11 @@ format: venv
 bench: venv
 	$(PY) bench/bench_core.py
 	$(PY) bench/bench_telemetry.py
+
+# Every benchmark once at tiny sizes (under a minute), so CI notices one that no longer runs.
+bench-smoke: venv
+	BENCH_SMOKE=1 $(PY) bench/bench_core.py
+	BENCH_SMOKE=1 $(PY) bench/bench_telemetry.py
 
 clean:
 	rm -rf runtime .pytest_cache .mypy_cache .ruff_cache

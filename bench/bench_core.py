@@ -1,6 +1,7 @@
 """Core figures: index build, no-op refresh, query latency, governed run latency, app memory.
 
 Run with `make bench`. Prints figures; asserts nothing (timings belong here, not in tests).
+BENCH_SMOKE=1 (`make bench-smoke`) runs every part once or briefly, so CI proves it still runs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+SMOKE = os.environ.get("BENCH_SMOKE") == "1"
+ROUNDS = 1 if SMOKE else 5
+RUNS = 2 if SMOKE else 12
+CONTENTION_S = 1.0 if SMOKE else 6.0
 
 from copilot.config import Settings  # noqa: E402
 from copilot.embeddings import get_embedder  # noqa: E402
@@ -41,7 +46,7 @@ def bench_index(home: Path) -> Services:
         f"{report.seconds:.2f} s = {report.chunks_total / report.seconds:.0f} chunks/s"
     )
     times = []
-    for _ in range(5):
+    for _ in range(ROUNDS):
         times.append(services.retriever.refresh().seconds * 1000)
     print(f"refresh, nothing changed:           p50 {statistics.median(times):8.1f} ms")
     return services
@@ -52,7 +57,7 @@ def bench_queries(services: Services) -> None:
     queries = [json.loads(line)["q"] for line in lines if line.strip()]
     services.retriever.search("warm up", 4)
     times = []
-    for _ in range(5):
+    for _ in range(ROUNDS):
         for q in queries:
             started = time.perf_counter()
             services.retriever.search(q, 4)
@@ -71,7 +76,7 @@ def bench_runs(services: Services) -> None:
         "Pods in checkout are OOMKilled; raise the limit and open a ticket",
     ]
     times = []
-    for i in range(12):
+    for i in range(RUNS):
         started = time.perf_counter()
         copilot.run(tasks[i % len(tasks)])
         times.append((time.perf_counter() - started) * 1000)
@@ -102,7 +107,10 @@ def bench_store_contention(home: Path) -> None:
     store = Store(path)
     store.query("SELECT 1")
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), "6"], cwd=REPO, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", WRITER, str(path), str(CONTENTION_S)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     times = []
     while writer.poll() is None:
@@ -111,7 +119,8 @@ def bench_store_contention(home: Path) -> None:
         times.append((time.perf_counter() - started) * 1000)
     writes = int((writer.stdout.read() if writer.stdout else "0").strip() or 0)
     print(
-        f"store under a back-to-back writer:  {writes / 6:.0f} writes/s; {len(times)} reads "
+        f"store under a back-to-back writer:  {writes / CONTENTION_S:.0f} writes/s; "
+        f"{len(times)} reads "
         f"p50 {pct(times, 50):.0f} ms  p95 {pct(times, 95):.0f} ms  max {max(times):.0f} ms "
         f"({store.lock_waits} lock waits)"
     )
@@ -138,7 +147,7 @@ def bench_streamlit_memory(home: Path) -> None:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_stcore/health", proc)
         print(f"streamlit RSS idle:                 {rss_mib(proc.pid):8.0f} MiB")
-        if Path("/usr/bin/chromium").exists():
+        if Path("/usr/bin/chromium").exists() and not SMOKE:
             after = _drive_one_task(url)
             print(
                 f"streamlit RSS after one chat run:   {rss_mib(proc.pid):8.0f} MiB "

@@ -34,7 +34,11 @@ DAYS = 30
 SMOKE = os.environ.get("BENCH_SMOKE") == "1"
 """`make bench-smoke`: tiny sizes, so CI proves the script still runs (figures meaningless)."""
 THREADS, REQUESTS = 2, 20 if SMOKE else 300
-SIZES = (2_000,) if SMOKE else (100_000, 1_000_000)
+SIZES = tuple(int(n) for n in os.environ.get("BENCH_ROWS", "").split(",") if n) or (
+    (2_000,) if SMOKE else (100_000, 1_000_000)
+)
+"""BENCH_ROWS=1000000 measures one size only."""
+SIDECAR_ONLY = os.environ.get("BENCH_SIDECAR_ONLY") == "1"
 REPEAT = 1 if SMOKE else 5
 
 USAGE_SQL = """
@@ -222,7 +226,8 @@ def main() -> None:
             home = Path(tmp) / f"rows-{rows}"
             print(f"\n{rows:,} llm_usage rows over {DAYS} days")
             store = build(home, rows)
-            bench_queries(store)
+            if not SIDECAR_ONLY:
+                bench_queries(store)
             bench_sidecar(home)
 
 
