@@ -33,7 +33,8 @@ from copilot.telemetry import Filters  # noqa: E402
 DAYS = 30
 SMOKE = os.environ.get("BENCH_SMOKE") == "1"
 """`make bench-smoke`: tiny sizes, so CI proves the script still runs (figures meaningless)."""
-THREADS, REQUESTS = 2, 20 if SMOKE else 300
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+REQUESTS = 20 if SMOKE else 300
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_ROWS", "").split(",") if n) or (
     (2_000,) if SMOKE else (100_000, 1_000_000)
 )

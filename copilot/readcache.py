@@ -109,4 +109,3 @@ class Reader:
         if self._conn is None:
             self._conn = self._stack.enter_context(self.store.reader())
         return self._conn
-
