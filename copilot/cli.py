@@ -176,12 +176,14 @@ def _warnings_to_stderr() -> Iterator[None]:
     of ours still referenced at interpreter exit (with torch loaded) makes nanobind report
     DuckDB's types as leaked."""
     logger = logging.getLogger("copilot")
-    handler = _CliWarnings(logging.WARNING)
+    handler, propagate = _CliWarnings(logging.WARNING), logger.propagate
     logger.addHandler(handler)
+    logger.propagate = False  # a root handler (a library's basicConfig) would print it again
     try:
         yield
     finally:
         logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def cmd_index(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
