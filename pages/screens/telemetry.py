@@ -39,7 +39,8 @@ VERDICT_COLOURS = {"pass": "#2e7d32", "warn": "#f9a825", "fail": "#c62828"}
 FEW_POINTS = 48
 """Up to this many buckets a series also draws markers: one point alone as a line is invisible."""
 CHART_HEIGHT = 380
-TIME_FORMATS = ((timedelta(days=1), "%b %-d"), (timedelta(hours=1), "%b %-d %H:%M"))
+TIME_FORMATS = ((timedelta(days=1), "%b %-d"), (timedelta(hours=1), "%H:%M<br>%b %-d"))
+"""Tick label per bucket width: short, and a second line rather than a wider label."""
 PROVIDER_COLUMNS = {
     "provider": st.column_config.TextColumn("Provider"),
     "model": st.column_config.TextColumn("Model"),
@@ -156,18 +157,20 @@ def measure_axis(fig: go.Figure, title: str, tickformat: str, **where: object) -
     fig.update_yaxes(title_text=title, rangemode="nonnegative", tickformat=tickformat, **where)
 
 
-def time_axis(fig: go.Figure, frame: pd.DataFrame, interval: str) -> None:
-    """Ticks formatted for the bucket width, at most 8 of them, level, so none overlap."""
+def time_axis(fig: go.Figure, frame: pd.DataFrame, interval: str, filters: Filters) -> None:
+    """The whole chosen range (a quiet month shows as one), ticks formatted for the bucket
+    width, at most 8 of them and level, so none overlap."""
     step = telemetry.parse_interval(interval)
     tickformat = next((f for width, f in TIME_FORMATS if step >= width), "%H:%M")
-    first, last = frame["bucket"].min(), frame["bucket"].max()
+    start = min(filters.start or frame["bucket"].min(), frame["bucket"].min())
+    end = max(filters.end or frame["bucket"].max(), frame["bucket"].max() + step)
     fig.update_xaxes(
         title_text=f"UTC, {interval} buckets",
         type="date",
         tickformat=tickformat,
         nticks=8,
         tickangle=0,
-        range=[first - step * 0.1, last + step * 1.1],  # the last bucket's bar stays whole
+        range=[start, end],  # bucket starts align with time_bucket, so bars stay whole
     )
 
 
@@ -200,7 +203,7 @@ def empty(what: str) -> None:
     st.info(f"{what} {HOW_TO}", icon=":material/query_stats:")
 
 
-def cost_latency_panel(frame: pd.DataFrame, interval: str) -> None:
+def cost_latency_panel(frame: pd.DataFrame, interval: str, filters: Filters) -> None:
     st.subheader("LLM cost vs latency")
     if frame.empty:
         return empty("No LLM calls in this range.")
@@ -210,7 +213,7 @@ def cost_latency_panel(frame: pd.DataFrame, interval: str) -> None:
         fig.add_trace(bucket_line(frame, column, interval, name=f"{label} (ms)"), secondary_y=True)
     measure_axis(fig, "USD", "$,.4~f", secondary_y=False)
     measure_axis(fig, "ms", ",.0f", secondary_y=True)
-    time_axis(fig, frame, interval)
+    time_axis(fig, frame, interval, filters)
     layout(fig)
     show(fig, frame, "llm_cost_latency")
 
@@ -259,7 +262,7 @@ def format_seconds(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def reviewer_panel(frame: pd.DataFrame, interval: str) -> None:
+def reviewer_panel(frame: pd.DataFrame, interval: str, filters: Filters) -> None:
     st.subheader("Reviewer outcomes")
     if frame.empty:
         return empty("No reviewer verdicts in this range.")
@@ -272,7 +275,7 @@ def reviewer_panel(frame: pd.DataFrame, interval: str) -> None:
     runs = frame[list(VERDICT_COLOURS)].sum(axis=1).max()
     count_axis(fig, float(runs), "runs", secondary_y=False)
     count_axis(fig, float(frame["injection_flags"].max()), "flags", secondary_y=True)
-    time_axis(fig, frame, interval)
+    time_axis(fig, frame, interval, filters)
     layout(fig)
     show(fig, frame, "reviewer_outcomes")
 
@@ -314,14 +317,14 @@ def main() -> None:
         headline(board.provider_snapshot)
         left, right = st.columns(2)
         with left:
-            cost_latency_panel(board.cost_latency, board.interval)
+            cost_latency_panel(board.cost_latency, board.interval, filters)
         with right:
             tokens_panel(board.tokens_by_model)
         left, right = st.columns(2)
         with left:
             approvals_panel(board.approvals, board.median_s_to_decision)
         with right:
-            reviewer_panel(board.reviewer_outcomes, board.interval)
+            reviewer_panel(board.reviewer_outcomes, board.interval, filters)
         provider_panel(board.provider_snapshot)
 
 
