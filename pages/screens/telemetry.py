@@ -141,6 +141,7 @@ def nice_step(peak: float, ticks: int = 5) -> int:
 
 def count_axis(fig: go.Figure, peak: float, title: str, **where: object) -> None:
     """Whole numbers from zero: requests, runs, calls and tokens are never negative."""
+    peak = 0.0 if pd.isna(peak) else peak  # a column of NULLs has no maximum
     big = peak >= 1_000_000
     fig.update_yaxes(
         title_text=title,
