@@ -9,7 +9,7 @@ ADDRESS ?= 127.0.0.1
 SIDECAR_PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 
-.PHONY: venv run index test test-e2e lint format bench sidecar clean
+.PHONY: venv run index test test-e2e lint format bench bench-smoke sidecar clean
 
 # The venv is rebuilt only when the requirements change.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -52,11 +52,21 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 bench: venv
+	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_core.py
 	$(PY) bench/bench_telemetry.py
 	$(PY) bench/bench_governance.py
 	$(PY) bench/bench_retrieval.py
 	$(PY) bench/bench_guard.py
+
+# Every benchmark once at tiny sizes (each under a minute), so CI notices one that no longer runs.
+bench-smoke: venv
+	BENCH_SMOKE=1 $(PY) bench/bench_core.py
+	BENCH_SMOKE=1 $(PY) bench/bench_engine.py
+	BENCH_SMOKE=1 $(PY) bench/bench_telemetry.py
+	BENCH_SMOKE=1 $(PY) bench/bench_governance.py
+	BENCH_SMOKE=1 $(PY) bench/bench_retrieval.py
+	BENCH_SMOKE=1 $(PY) bench/bench_guard.py
 
 clean:
 	rm -rf runtime .pytest_cache .mypy_cache .ruff_cache

@@ -58,7 +58,6 @@ with st.sidebar:
         "azure": settings.azure_deployment,
     }[ui.current_provider()]
     st.caption(f"Model: `{model}`")
-    if settings.budget_usd:
-        st.caption(f"Daily budget: ${settings.budget_usd:.2f}")
+    ui.sidebar_budget(who.name)
 
 st.navigation([*pages, users_page] if who.can("admin") else pages).run()

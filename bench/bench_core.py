@@ -1,6 +1,7 @@
 """Core figures: index build, no-op refresh, query latency, governed run latency, app memory.
 
 Run with `make bench`. Prints figures; asserts nothing (timings belong here, not in tests).
+BENCH_SMOKE=1 (`make bench-smoke`) runs every part once or briefly, so CI proves it still runs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+SMOKE = os.environ.get("BENCH_SMOKE") == "1"
+ROUNDS = 1 if SMOKE else 5
+RUNS = 2 if SMOKE else 12
+CONTENTION_S = 1.0 if SMOKE else 6.0
+CORPUS = REPO / "corpus"
+SMOKE_RUNBOOKS = 3
+"""In smoke mode only a few runbooks are indexed: embedding all of them takes ~7-40 s."""
 
+from bench.streamlit_driver import rss_mib, run_pages, wait_for_rss_plateau  # noqa: E402
 from copilot.config import Settings  # noqa: E402
 from copilot.embeddings import get_embedder  # noqa: E402
 from copilot.service import Services  # noqa: E402
@@ -34,14 +43,14 @@ def bench_index(home: Path) -> Services:
     started = time.perf_counter()
     get_embedder()
     print(f"model load (torch + MiniLM):        {time.perf_counter() - started:8.2f} s")
-    services = Services(Settings(home=home, corpus=REPO / "corpus"))
+    services = Services(Settings(home=home, corpus=CORPUS))
     report = services.retriever.refresh()
     print(
         f"index build:                        {report.chunks_total} chunks in "
         f"{report.seconds:.2f} s = {report.chunks_total / report.seconds:.0f} chunks/s"
     )
     times = []
-    for _ in range(5):
+    for _ in range(ROUNDS):
         times.append(services.retriever.refresh().seconds * 1000)
     print(f"refresh, nothing changed:           p50 {statistics.median(times):8.1f} ms")
     return services
@@ -52,7 +61,7 @@ def bench_queries(services: Services) -> None:
     queries = [json.loads(line)["q"] for line in lines if line.strip()]
     services.retriever.search("warm up", 4)
     times = []
-    for _ in range(5):
+    for _ in range(ROUNDS):
         for q in queries:
             started = time.perf_counter()
             services.retriever.search(q, 4)
@@ -64,16 +73,16 @@ def bench_queries(services: Services) -> None:
 
 
 def bench_runs(services: Services) -> None:
-    copilot = services.copilot()
+    engine = services.engine()
     tasks = [
         "Disk full on the postgres volume",
         "p95 latency above 800 ms on payments",
         "Pods in checkout are OOMKilled; raise the limit and open a ticket",
     ]
     times = []
-    for i in range(12):
+    for i in range(RUNS):
         started = time.perf_counter()
-        copilot.run(tasks[i % len(tasks)])
+        engine.start(tasks[i % len(tasks)], user="bench")
         times.append((time.perf_counter() - started) * 1000)
     print(
         f"governed run, stub ({len(times)} runs):      p50 {pct(times, 50):6.0f} ms   "
@@ -102,7 +111,10 @@ def bench_store_contention(home: Path) -> None:
     store = Store(path)
     store.query("SELECT 1")
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), "6"], cwd=REPO, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", WRITER, str(path), str(CONTENTION_S)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     times = []
     while writer.poll() is None:
@@ -111,22 +123,16 @@ def bench_store_contention(home: Path) -> None:
         times.append((time.perf_counter() - started) * 1000)
     writes = int((writer.stdout.read() if writer.stdout else "0").strip() or 0)
     print(
-        f"store under a back-to-back writer:  {writes / 6:.0f} writes/s; {len(times)} reads "
+        f"store under a back-to-back writer:  {writes / CONTENTION_S:.0f} writes/s; "
+        f"{len(times)} reads "
         f"p50 {pct(times, 50):.0f} ms  p95 {pct(times, 95):.0f} ms  max {max(times):.0f} ms "
         f"({store.lock_waits} lock waits)"
     )
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def bench_streamlit_memory(home: Path) -> None:
     port = free_port()
-    env = {**os.environ, "COPILOT_HOME": str(home), "COPILOT_CORPUS": str(REPO / "corpus")}
+    env = {**os.environ, "COPILOT_HOME": str(home), "COPILOT_CORPUS": str(CORPUS)}
     env["COPILOT_AUTH"] = "none"  # measures the chat's memory, not the sign-in form
     proc = subprocess.Popen(
         streamlit_command(port),
@@ -138,8 +144,10 @@ def bench_streamlit_memory(home: Path) -> None:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_stcore/health", proc)
-        print(f"streamlit RSS idle:                 {rss_mib(proc.pid):8.0f} MiB")
-        if Path("/usr/bin/chromium").exists():
+        idle = rss_mib(proc.pid)
+        print(f"streamlit RSS idle:                 {idle:8.0f} MiB")
+        _serve_five_pages(url, proc.pid, idle)
+        if Path("/usr/bin/chromium").exists() and not SMOKE:
             after = _drive_one_task(url)
             print(
                 f"streamlit RSS after one chat run:   {rss_mib(proc.pid):8.0f} MiB "
@@ -150,6 +158,16 @@ def bench_streamlit_memory(home: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def _serve_five_pages(url: str, pid: int, idle: float) -> None:
+    """The chat page starts the model load in the background; then every page once."""
+    times = run_pages(url, ["", "approvals", "telemetry", "audit", "knowledge"])
+    loaded = wait_for_rss_plateau(pid, above_mib=idle + 200, timeout=5 if SMOKE else 180)
+    again = run_pages(url, ["telemetry"])
+    pages = ", ".join(f"{name} {ms:.0f}" for name, ms in times.items())
+    print(f"streamlit RSS, model + five pages:  {loaded:8.0f} MiB (first render ms: {pages};")
+    print(f"                                    telemetry again {again['telemetry']:.0f} ms)")
 
 
 def _drive_one_task(url: str) -> float:
@@ -173,7 +191,13 @@ def _drive_one_task(url: str) -> float:
 
 
 def main() -> None:
+    global CORPUS
     with tempfile.TemporaryDirectory() as tmp:
+        if SMOKE:
+            CORPUS = Path(tmp) / "corpus"
+            CORPUS.mkdir()
+            for runbook in sorted((REPO / "corpus").glob("*.md"))[:SMOKE_RUNBOOKS]:
+                shutil.copy(runbook, CORPUS)
         home = Path(tmp) / "home"
         services = bench_index(home)
         bench_queries(services)

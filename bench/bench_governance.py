@@ -1,11 +1,13 @@
 """Governance figures: Cedar decision latency, the budget race, audit verification speed.
 
-Run with `.venv/bin/python bench/bench_governance.py` (or `make bench`). Prints figures;
-asserts nothing (timings belong here, not in tests).
+Run with `.venv/bin/python bench/bench_governance.py` (or `make bench`); BENCH_SMOKE=1
+(`make bench-smoke`) runs everything at tiny sizes, so CI proves it still runs (figures
+meaningless). Prints figures; asserts nothing (timings belong here, not in tests).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -23,7 +25,11 @@ from copilot.governance.policy import Policy  # noqa: E402
 from copilot.store import Store, utcnow  # noqa: E402
 from tests.test_budgets import RUNNER  # noqa: E402
 
-DECISIONS = 10_000
+SMOKE = os.environ.get("BENCH_SMOKE") == "1"
+"""`make bench-smoke`: tiny sizes, so CI proves the script still runs (figures meaningless)."""
+DECISIONS = 200 if SMOKE else 10_000
+APPROVALS = 50 if SMOKE else 2_000
+AUDIT_EVENTS = 200 if SMOKE else 20_000
 AMOUNT = 0.001
 LIMIT = Limits(total_usd=0.02)
 
@@ -49,20 +55,21 @@ def bench_decisions() -> None:
         began = time.perf_counter()
         policy.decide("ann", "requester", tool, writes=writes, target="jira:OPS", tainted=tainted)
         times.append((time.perf_counter() - began) * 1e6)
+    label = f"decide() over {DECISIONS:,}:"
     print(
-        f"decide() over {DECISIONS:,}:               p50 {statistics.median(times):7.0f} us"
+        f"{label:36}p50 {statistics.median(times):7.0f} us"
         f"   p95 {pct(times, 95):7.0f} us   max {max(times) / 1000:6.1f} ms"
     )
     approvals = []
-    for i in range(2_000):
+    for i in range(APPROVALS):
         began = time.perf_counter()
         policy.can_approve(
             "bob", "approver", approval_id=f"a{i}", requested_by="ann", tool="t", target="x"
         )
         approvals.append((time.perf_counter() - began) * 1e6)
+    label = f"can_approve() over {APPROVALS:,}:"
     print(
-        f"can_approve() over 2,000:           p50 {statistics.median(approvals):7.0f} us"
-        f"   p95 {pct(approvals, 95):7.0f} us"
+        f"{label:36}p50 {statistics.median(approvals):7.0f} us   p95 {pct(approvals, 95):7.0f} us"
     )
 
 
@@ -133,17 +140,25 @@ def bench_race_processes(home: Path) -> None:
     db = home / "procs" / "governance.duckdb"
     Store(db).query("SELECT 1")
     limits = ["0", "0", str(LIMIT.total_usd)]
-    began = time.perf_counter()
+    go = home / "procs" / "go"  # the runners start together once this file exists
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RUNNER, str(REPO), str(db), *limits, tag, "5"],
+            [sys.executable, "-c", RUNNER, str(REPO), str(db), *limits, tag, "5", str(go)],
             stdout=subprocess.PIPE,
+            text=True,
         )
         for tag in ("p1", "p2")
     ]
+    for p in procs:  # imports and the first open are not part of the race
+        if p.stdout is None or p.stdout.readline().strip() != "ready":
+            raise SystemExit(f"budget race runner failed to start (exit {p.wait()})")
+    began = time.perf_counter()
+    go.touch()
     for p in procs:
         p.communicate(timeout=300)
     seconds = time.perf_counter() - began
+    if any(p.returncode for p in procs):
+        raise SystemExit(f"budget race runner failed: exit codes {[p.returncode for p in procs]}")
     store = Store(db)
     n = store.query("SELECT count(*) AS n FROM reservations")[0]["n"]
     print(
@@ -155,14 +170,12 @@ def bench_race_processes(home: Path) -> None:
 def bench_verify(home: Path) -> None:
     store = Store(home / "audit" / "governance.duckdb")
     with store.transaction() as tx:
-        for i in range(20_000):
+        for i in range(AUDIT_EVENTS):
             tx.audit(actor="ann", action="bench", reason=f"event {i}", run_id=f"r{i % 50}")
     began = time.perf_counter()
     check = audit.verify_chain(store, audit.read_head(store.head_file))
-    print(
-        f"audit verify, {check.events:,} events:        "
-        f"{time.perf_counter() - began:8.2f} s ({'ok' if check.ok else 'BROKEN'})"
-    )
+    label = f"audit verify, {check.events:,} events:"
+    print(f"{label:36}{time.perf_counter() - began:8.2f} s ({'ok' if check.ok else 'BROKEN'})")
 
 
 if __name__ == "__main__":

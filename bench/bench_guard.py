@@ -2,7 +2,8 @@
 flags on the shipped corpus, guard time per chunk at index time and per task.
 
 Run with `make bench`. Prints figures; asserts nothing (the targets are asserted by
-`pytest -m redteam`, on tests/data/redteam.jsonl).
+`pytest -m redteam`, on tests/data/redteam.jsonl). BENCH_SMOKE=1 (`make bench-smoke`) assesses
+a small slice of everything, so CI proves the script still runs (figures meaningless).
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+SMOKE = os.environ.get("BENCH_SMOKE") == "1"
+SMOKE_ROWS = 10
+"""In smoke mode, the first this many attacks and as many benign rows of each labelled set."""
+SMOKE_CHUNKS = 12
+TASK_ROUNDS = 6 if SMOKE else 30
+OUTPUT_LINES = 200 if SMOKE else 2000
 
 from copilot.chunking import chunk_markdown  # noqa: E402
 from copilot.embeddings import get_embedder  # noqa: E402
@@ -41,8 +48,10 @@ def figures(rows: list[dict[str, str]], semantic: bool) -> tuple[str, Counter[st
             missed[row["kind"]] += 1
     tp, fp, fn, tn = tally["tp"], tally["fp"], tally["fn"], tally["tn"]
     precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    fpr = fp / (fp + tn) if fp + tn else 0.0
     line = (
-        f"precision {precision:.3f}  recall {tp / (tp + fn):.3f}  FPR {fp / (fp + tn):.3f}"
+        f"precision {precision:.3f}  recall {recall:.3f}  FPR {fpr:.3f}"
         f"  (attacks {tp + fn}, benign {fp + tn})"
     )
     return line, missed
@@ -52,7 +61,12 @@ def bench_sets() -> None:
     for name, path in SETS.items():
         if not path.is_file():
             continue
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        lines = path.read_text(encoding="utf-8").splitlines()
+        rows = [json.loads(line) for line in lines if line.strip()]
+        if SMOKE:
+            rows = [r for r in rows if r["label"] == "attack"][:SMOKE_ROWS] + [
+                r for r in rows if r["label"] != "attack"
+            ][:SMOKE_ROWS]
         lexical, _ = figures(rows, semantic=False)
         full, missed = figures(rows, semantic=True)
         print(f"{name}:")
@@ -67,6 +81,8 @@ def bench_corpus() -> None:
         for p in sorted((REPO / "corpus").glob("*.md"))
         for c in chunk_markdown(p.name, p.read_text(encoding="utf-8"))
     ]
+    if SMOKE:
+        chunks = chunks[:SMOKE_CHUNKS]
     detector._LAYER = None  # cold: no sentence cache, library encoded again
     started = time.perf_counter()
     lexical = assess_chunks([c.embedding_text() for c in chunks], semantic=False)
@@ -94,7 +110,7 @@ def bench_task() -> None:
     ]
     assess(tasks[0], "task")
     times = []
-    for i in range(30):
+    for i in range(TASK_ROUNDS):
         text = f"Team {i}: {tasks[i % 3]}"  # a new first sentence each time: no cache hit
         started = time.perf_counter()
         assess(text, "task")
@@ -104,9 +120,11 @@ def bench_task() -> None:
         f"guard time per task (warm model):   p50 {statistics.median(times):8.1f} ms, "
         f"max {max(times):.1f} ms"
     )
-    # A large tool output: a JSON list of 2,000 log lines (~150 kB), as the engine serialises it.
+    # A large tool output: a JSON list of 2,000 log lines (~150 kB; 200 in smoke mode), as the
+    # engine serialises it.
     lines = [
-        f"2026-12-02T10:{i % 60:02d}:00Z pod checkout-{i} restarted, exit 137" for i in range(2000)
+        f"2026-12-02T10:{i % 60:02d}:00Z pod checkout-{i} restarted, exit 137"
+        for i in range(OUTPUT_LINES)
     ]
     output = json.dumps({"stdout": "\n".join(lines)})
     started = time.perf_counter()

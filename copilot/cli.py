@@ -1,21 +1,28 @@
 """`python -m copilot`: index, search, run, demo, the approval queue and users from a terminal.
 
-Every CopilotError is turned into one line on stderr and exit code 2, here and nowhere else.
+Every CopilotError, and every OSError a user can cause (a path that is a file, a folder
+without permission), is turned into one `error: ...` line on stderr and exit code 2, in
+`main` and nowhere else. Everything written to the terminal goes through `printable`, so a
+task holding ANSI escapes or control characters is shown escaped, never replayed.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import io
 import json
+import logging
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from copilot import approvals, export, guard, telemetry
 from copilot.config import Settings
-from copilot.errors import CopilotError, InputError
+from copilot.errors import ConfigError, CopilotError, CorpusError, InputError
 from copilot.governance import audit, budgets, identity
 from copilot.governance.policy import Policy, load_policy
 from copilot.run import runs
@@ -35,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m copilot", description="Ops Copilot: governed operations assistant."
     )
-    parser.add_argument("--corpus", type=Path, help="runbook folder (default: COPILOT_CORPUS)")
-    parser.add_argument("--home", type=Path, help="data folder (default: COPILOT_HOME)")
+    parser.add_argument("--corpus", type=Path, help=CORPUS_HELP)
+    parser.add_argument("--home", type=Path, help=HOME_HELP)
     parser.add_argument(
         "--user",
         dest="main_user",
@@ -94,30 +101,136 @@ def _parser() -> argparse.ArgumentParser:
         help='batch: read {"text": ...} lines on stdin, write one result per line',
     )
     _add_users_commands(sub)
+    _accept_common_options_after_the_command(sub)
     return parser
+
+
+def _accept_common_options_after_the_command(sub: Any) -> None:
+    """`index --corpus X` as well as `--corpus X index`. SUPPRESS keeps a value given before
+    the command when the subcommand's own copy of the option is absent."""
+    for command in sub.choices.values():
+        command.add_argument("--corpus", type=Path, default=argparse.SUPPRESS, help=CORPUS_HELP)
+        command.add_argument("--home", type=Path, default=argparse.SUPPRESS, help=HOME_HELP)
+
+
+CORPUS_HELP = "runbook folder (default: COPILOT_CORPUS)"
+HOME_HELP = "data folder (default: COPILOT_HOME)"
+CORPUS_COMMANDS = ("index", "search", "run", "demo")
+"""Commands that read the runbooks: a missing corpus folder is an error, not the old index."""
 
 
 def main(
     argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None
 ) -> int:
-    out = stdout or sys.stdout
+    out = cast(TextIO, Printable(stdout or sys.stdout))
     args = _parser().parse_args(argv)
     try:
-        overrides = {k: v for k, v in (("corpus", args.corpus), ("home", args.home)) if v}
-        services = Services(Settings.load(**overrides))
+        return _dispatch(args, stdin or sys.stdin, out)
+    except CopilotError as exc:
+        return _fail(str(exc))
+    except OSError as exc:  # what a user can cause: a path that is a file, no permission...
+        return _fail(_os_message(exc))
+
+
+def _dispatch(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    _reject_undecodable(args)
+    settings = _settings(args)
+    if args.command in CORPUS_COMMANDS and not settings.corpus.is_dir():
+        raise CorpusError(
+            f"Corpus folder {settings.corpus} does not exist; point --corpus (or "
+            "COPILOT_CORPUS) at a folder of Markdown runbooks, e.g. --corpus corpus."
+        )
+    with _warnings_to_stderr():
+        services = Services(settings)
         _check_user(services, args)
         for run_id in services.sweep():
             print(f"note: run {run_id} was interrupted; `runs resume {run_id}`", file=sys.stderr)
-        return COMMANDS[args.command](services, args, stdin or sys.stdin, out)
-    except CopilotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return COMMANDS[args.command](services, args, stdin, out)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: v for k in ("corpus", "home") if (v := getattr(args, k, None))}
+    settings = Settings.load(**overrides)
+    if settings.home.exists() and not settings.home.is_dir():
+        raise ConfigError(
+            f"Data folder {settings.home} is a file; point --home (or COPILOT_HOME) at a "
+            "folder, e.g. --home runtime (it is created if missing)."
+        )
+    return settings
+
+
+def _reject_undecodable(args: argparse.Namespace) -> None:
+    """Bytes that are not UTF-8 reach argv as lone surrogates (PEP 383); they cannot be
+    stored, searched or printed, so they are refused up front."""
+    for name, value in vars(args).items():
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise InputError(
+                f"The {name} holds bytes that are not UTF-8 text; retype it, or set a UTF-8 "
+                "locale (e.g. LANG=C.UTF-8) in the terminal that produced it."
+            )
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """Control characters, ANSI escapes and bidi overrides as `\\x1b`-style escapes; newlines
+    and tabs stay, so answers keep their layout."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class Printable(io.TextIOBase):
+    """A text stream that escapes what `printable` escapes before passing it on."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        escaped = printable(_SURROGATE.sub("\ufffd", text))
+        self.inner.write(escaped)
+        return len(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+def _fail(message: str) -> int:
+    print(f"error: {printable(' '.join(message.split()))}", file=sys.stderr)
+    return 2
+
+
+def _os_message(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}. Check that the path exists and that you may write it."
+
+
+class _CliWarnings(logging.Handler):
+    """Library warnings (a skipped runbook) as one `warning: ...` line each. Without a handler
+    Python's last-resort one printed them and `index` printed them again."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"warning: {printable(record.getMessage())}", file=sys.stderr)
+
+
+@contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """For one command only: a handler left on the logger outlives the command, and an object
+    of ours still referenced at interpreter exit (with torch loaded) makes nanobind report
+    DuckDB's types as leaked."""
+    logger = logging.getLogger("copilot")
+    handler, propagate = _CliWarnings(logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False  # a root handler (a library's basicConfig) would print it again
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def cmd_index(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
-    report = services.retriever.refresh()
-    for warning in report.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    report = services.retriever.refresh()  # skipped runbooks are logged: see _CliWarnings
     print(f"index: {report.summary()}", file=out)
     return 0
 
@@ -388,7 +501,8 @@ def cmd_export(services: Services, args: argparse.Namespace, _in: TextIO, out: T
     filters = telemetry.Filters.parse(args.start, args.end)
     manifest = export.export_files(services.store, args.out, filters)
     for name, table in manifest["tables"].items():
-        print(f"{name:<13} {table['rows']:>8} rows -> {args.out / name}.csv, .json", file=out)
+        rows = f"{table['rows']:>8} {'row ' if table['rows'] == 1 else 'rows'}"
+        print(f"{name:<13} {rows} -> {args.out / name}.csv, .json", file=out)
     head = manifest["audit_chain_head"]
     print(f"manifest: {args.out / 'manifest.json'} (audit head #{head['seq']})", file=out)
     return 0
@@ -404,7 +518,8 @@ def cmd_prune(services: Services, args: argparse.Namespace, _in: TextIO, out: Te
     before = telemetry.parse_time(args.before, "--before")
     actor = args.user or services.settings.user
     count = telemetry.prune_usage(services.store, args.provider or "", before, actor=actor)
-    print(f"pruned {count} llm_usage rows of provider {args.provider} (audited)", file=out)
+    noun = "row" if count == 1 else "rows"
+    print(f"pruned {count} llm_usage {noun} of provider {args.provider} (audited)", file=out)
     return 0
 
 

@@ -1,8 +1,8 @@
 """Getting the governance record out: CSV + JSON files with a manifest, and terminal tables.
 
 The store redacts secrets on the way in, so rows are exported as stored; settings are never
-written. Every file is written under a temporary name and renamed, the manifest last, so
-whoever finds a manifest finds the complete files it lists. The manifest carries the head of
+written. Every file is written into a hidden staging folder and moved in, the manifest last,
+so whoever finds a manifest finds the complete files it lists. The manifest carries the head of
 the audit hash chain, so a later export (or the audit page) can show nothing was rewritten.
 """
 
@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from copilot import telemetry
+from copilot.errors import InputError
 from copilot.store import GENESIS_HASH, Store, utcnow
 from copilot.telemetry import Filters
 
@@ -31,18 +34,44 @@ EMPTY_HINT = "Run a task on the Chat page or `python -m copilot demo`."
 
 
 def export_files(store: Store, out_dir: Path, filters: Filters) -> dict[str, Any]:
-    """Write <table>.csv and <table>.json for each table, then manifest.json; returns it."""
+    """Write <table>.csv and <table>.json for each table, then manifest.json; returns it.
+
+    Everything is written into a hidden folder beside `out_dir` and moved in at the end, so a
+    failure (disk full, no permission) leaves `out_dir` as it was.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(
+            f"--out {out_dir} is a file; give a folder (created if missing), "
+            "e.g. --out reports/telemetry."
+        )
     frames, head = _read(store, filters)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tables = {name: _write_table(out_dir, name, frame) for name, frame in frames.items()}
-    manifest = {
-        "generated_at": f"{utcnow():%Y-%m-%dT%H:%M:%S}Z",
-        "range": {"from": filters.as_dict()["from"], "to": filters.as_dict()["to"]},
-        "tables": tables,
-        "audit_chain_head": head,
-    }
-    _write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        tables = {name: _write_table(staging, name, frame) for name, frame in frames.items()}
+        manifest = {
+            "generated_at": f"{utcnow():%Y-%m-%dT%H:%M:%S}Z",
+            "range": {"from": filters.as_dict()["from"], "to": filters.as_dict()["to"]},
+            "tables": tables,
+            "audit_chain_head": head,
+        }
+        _write_atomic(staging / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        _publish(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return manifest
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Move the finished files in, the manifest last: whoever finds a manifest finds the
+    complete files it lists. A new folder is one rename."""
+    staging.chmod(0o755)  # mkdtemp's 0700 would make the export private to its writer
+    if not out_dir.exists():
+        os.replace(staging, out_dir)
+        return
+    (out_dir / "manifest.json").unlink(missing_ok=True)
+    for path in sorted(staging.iterdir(), key=lambda p: p.name == "manifest.json"):
+        os.replace(path, out_dir / path.name)
 
 
 def _read(store: Store, filters: Filters) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
@@ -55,7 +84,7 @@ def _read(store: Store, filters: Filters) -> tuple[dict[str, pd.DataFrame], dict
     queries["head"] = telemetry.Query(
         "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
     )
-    frames = telemetry.run_many(store, queries)
+    frames = telemetry.run_many(store, queries, cached=False)
     head = telemetry.to_records(frames.pop("head"))
     # The head of the whole chain, not of the exported range: it pins everything before it.
     return frames, head[0] if head else {"seq": 0, "hash": GENESIS_HASH}

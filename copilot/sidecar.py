@@ -3,8 +3,9 @@
 Every route calls `copilot.telemetry`, the same functions the page and the CLI use. JSON
 shapes are objects holding arrays of flat records, so Grafana's JSON API datasource
 (marcusolsson-json-datasource) reads a panel with paths like `$.series[*].cost_usd`.
-`/metrics` is Prometheus text from a collector that reads DuckDB at scrape time, so the
-sidecar keeps no state and never holds the DB file between requests.
+`/metrics` is Prometheus text from a collector that reads DuckDB at scrape time. The sidecar
+never holds the DB file between requests; results are reused until the store's change stamp
+moves (`copilot.readcache`), so a write is visible to the very next request.
 
 Errors: a CopilotError becomes 4xx JSON `{"error", "message"}` (StoreBusy: 503), and so do
 bad query parameters (422), in one place: `_install_error_handlers`.
@@ -30,6 +31,7 @@ from prometheus_client.registry import Collector
 from copilot import telemetry
 from copilot.config import Settings
 from copilot.errors import CopilotError, InputError, NotFound, StoreBusy
+from copilot.run.engine import sweep
 from copilot.service import open_store
 from copilot.store import Store
 from copilot.telemetry import Filters
@@ -48,6 +50,8 @@ ROUTES = {
 
 def create_app(settings: Settings) -> FastAPI:
     store = open_store(settings)
+    with store.transaction() as tx:  # a start of an entry point: runs whose process died
+        sweep(tx)
     app = FastAPI(title="Ops Copilot sidecar", version="1", docs_url="/docs", redoc_url=None)
     _install_error_handlers(app)
     registry = CollectorRegistry(auto_describe=False)

@@ -16,6 +16,7 @@ more than `MAX_HOLD_S` behind one process's burst of writes.
 from __future__ import annotations
 
 import atexit
+import gc
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ import random
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -190,6 +192,10 @@ class Store:
         """$COPILOT_HOME/audit_head.json: the chain head kept outside the database."""
         self.lock_waits = 0
         """How many times this Store had to wait for another process (for benchmarks)."""
+        self.transactions = 0
+        """Write transactions committed through this Store (for benchmarks)."""
+        self.opens = 0
+        """DuckDB files actually opened, lingering connections not counted (for benchmarks)."""
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -203,10 +209,12 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self.transactions += 1
             if tx.appended_head:
                 # Still holding the file lock, so no other process can append in between
                 # and heads are written in chain order.
                 write_head(self.head_file, *tx.appended_head)
+            self._stamp_change()
 
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -224,6 +232,27 @@ class Store:
         """The same as `query`, as a pandas DataFrame (for charts and CSV)."""
         with self.reader() as conn:
             return conn.execute(sql, params).df()
+
+    def change_stamp(self) -> str:
+        """A token that differs after every committed write, in any process (read caches key
+        on it). The stamp file is rewritten after each commit; the DB file's size and mtime
+        also catch writes made outside this class (a duckdb shell). A stat and a tiny read:
+        microseconds, against ~30 ms to open the DB."""
+        stamp = self.path.with_name(self.path.name + ".stamp")
+        try:
+            db = self.path.stat()
+            text = stamp.read_text() if stamp.exists() else "-"
+        except OSError:
+            return "missing"
+        return f"{text}:{db.st_mtime_ns}:{db.st_size}"
+
+    def _stamp_change(self) -> None:
+        # Written after COMMIT: a reader that saw the old stamp may cache rows newer than it,
+        # never older rows under the new one. Atomic replace, so a reader never sees half.
+        stamp = self.path.with_name(self.path.name + ".stamp")
+        tmp = stamp.with_name(f".{stamp.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(uuid.uuid4().hex)
+        os.replace(tmp, stamp)
 
     @contextmanager
     def _connect(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -266,7 +295,9 @@ class Store:
         delay = 0.002
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only)
+                conn = duckdb.connect(str(self.path), read_only=read_only)
+                self.opens += 1
+                return conn
             except duckdb.Error as exc:
                 if not _is_lock_error(exc):
                     raise StoreError(
@@ -316,23 +347,22 @@ class _Lingering:
 
     def close_all(self) -> None:
         for path in list(self._held):
-            with _process_lock(path):
-                held = self.take(path)
-                if held:
-                    held.conn.close()
+            release(path)
+        self._wake.set()  # the closer thread finds nothing held and ends
 
     def _run(self) -> None:
-        while True:
-            with self._guard:
-                if not self._held:
-                    self._thread = None
-                    return
-                due = min(h.close_at for h in self._held.values())
+        while (due := self._next_due()) is not None:
             self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
-            for path, held in list(self._held.items()):
-                if held.close_at <= time.monotonic():
-                    self._close_if_due(path)
+            for path in list(self._held):  # paths only: no connection lives in this frame
+                self._close_if_due(path)
+
+    def _next_due(self) -> float | None:
+        with self._guard:
+            if not self._held:
+                self._thread = None
+                return None
+            return min(h.close_at for h in self._held.values())
 
     def _close_if_due(self, path: Path) -> None:
         with _process_lock(path):
@@ -345,8 +375,16 @@ class _Lingering:
 
 
 _LINGER = _Lingering()
-# Close what lingers before the interpreter tears DuckDB down under it.
-atexit.register(_LINGER.close_all)
+
+
+def _at_exit() -> None:
+    """Close what lingers, then collect: DuckDB objects still reachable (a store in a cache
+    cycle) when the interpreter unloads the duckdb module make nanobind print leak reports."""
+    _LINGER.close_all()
+    gc.collect()
+
+
+atexit.register(_at_exit)
 
 
 def release(path: Path) -> None:

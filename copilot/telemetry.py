@@ -9,17 +9,19 @@ store. Approvals and reviews carry no provider or model of their own: they follo
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
+import numpy as np
 import pandas as pd
 
 from copilot.approvals import STATUSES
 from copilot.errors import InputError
+from copilot.readcache import CACHE, Reader
 from copilot.store import Store, utcnow
 
 VERDICTS = ("pass", "warn", "fail")
@@ -157,12 +159,12 @@ def choose_interval(span: timedelta) -> str:
 
 def resolve_interval(store: Store, filters: Filters, interval: str | None = None) -> str:
     """The bucket width for a series: the one asked for (checked) or one fitting the range."""
-    with store.reader() as conn:
-        return _resolve(conn, filters, interval)
+    with Reader(store) as reader:
+        return _resolve(reader, filters, interval)
 
 
-def _resolve(conn: duckdb.DuckDBPyConnection, filters: Filters, interval: str | None) -> str:
-    span = _span(conn, filters)
+def _resolve(reader: Reader, filters: Filters, interval: str | None) -> str:
+    span = _span(reader, filters)
     if not interval or not interval.strip():
         return choose_interval(span)
     step = parse_interval(interval)
@@ -174,13 +176,14 @@ def _resolve(conn: duckdb.DuckDBPyConnection, filters: Filters, interval: str | 
     return interval.strip()
 
 
-def _span(conn: duckdb.DuckDBPyConnection, filters: Filters) -> timedelta:
+def _span(reader: Reader, filters: Filters) -> timedelta:
     """The filtered range; an open end is closed by the data (or now) so buckets fit it."""
     start, end = filters.start, filters.end
     if start is None:
         where, params = _usage_where(filters)
-        first = conn.execute(f"SELECT min(created_at) FROM llm_usage {where}", params).fetchone()
-        start = (first[0] if first else None) or utcnow()
+        first = reader.frame(f"SELECT min(created_at) AS first FROM llm_usage {where}", params)
+        value = first["first"].iloc[0] if len(first) else None
+        start = utcnow() if value is None or pd.isna(value) else value.to_pydatetime()
     end = end or max(utcnow(), start + timedelta(minutes=1))
     return max(end - start, timedelta(minutes=1))
 
@@ -194,14 +197,18 @@ class Query:
 
 
 def run(store: Store, query: Query) -> pd.DataFrame:
-    frame: pd.DataFrame = store.query_df(query.sql, query.params)
-    return frame
+    return run_many(store, {"result": query})["result"]
 
 
-def run_many(store: Store, queries: dict[str, Query]) -> dict[str, pd.DataFrame]:
-    """Several queries on one read-only connection: one open instead of one per query."""
-    with store.reader() as conn:
-        return _run_on(conn, queries)
+def run_many(
+    store: Store, queries: dict[str, Query], *, cached: bool = True
+) -> dict[str, pd.DataFrame]:
+    """Several queries, answered from the change-stamp cache or on one read-only connection.
+
+    `cached=False` is for whole tables (the export): always read, never kept.
+    """
+    with Reader(store, CACHE if cached else None) as reader:
+        return _run_on(reader, queries)
 
 
 def read_bucketed(
@@ -210,15 +217,15 @@ def read_bucketed(
     interval: str | None,
     build: Callable[[str], dict[str, Query]],
 ) -> tuple[str, dict[str, pd.DataFrame]]:
-    """Choose the bucket width and run the queries built for it, all on one connection
+    """Choose the bucket width and run the queries built for it, on at most one connection
     (the range lookup used to cost an extra open of the DB)."""
-    with store.reader() as conn:
-        step = _resolve(conn, filters, interval)
-        return step, _run_on(conn, build(step))
+    with Reader(store) as reader:
+        step = _resolve(reader, filters, interval)
+        return step, _run_on(reader, build(step))
 
 
-def _run_on(conn: duckdb.DuckDBPyConnection, queries: dict[str, Query]) -> dict[str, pd.DataFrame]:
-    return {name: conn.execute(q.sql, q.params).df() for name, q in queries.items()}
+def _run_on(reader: Reader, queries: dict[str, Query]) -> dict[str, pd.DataFrame]:
+    return {name: reader.frame(q.sql, q.params) for name, q in queries.items()}
 
 
 def _median(frame: pd.DataFrame) -> float | None:
@@ -580,13 +587,43 @@ def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready flat records: timestamps as ISO 8601 UTC with Z, NaN/NULL as None.
 
     Microseconds are kept when present: audit hashes cover them, so an export stays verifiable.
+    Panel-sized frames are converted value by value: pandas' vectorised path costs ~10 ms per
+    frame even for three rows, which was most of a cached sidecar request.
     """
+    if len(frame) > FAST_RECORDS_MAX_ROWS:
+        return _records_vectorised(frame)
+    names = [str(c) for c in frame.columns]
+    rows = frame.to_numpy(dtype=object).tolist()
+    return [dict(zip(names, map(_json_value, row), strict=True)) for row in rows]
+
+
+FAST_RECORDS_MAX_ROWS = 5_000
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, datetime):  # pd.Timestamp is a datetime
+        return _iso_micro(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _iso_micro(value: datetime) -> str:
+    text = f"{value:%Y-%m-%dT%H:%M:%S.%f}".removesuffix(".000000")
+    return f"{text}Z"
+
+
+def _records_vectorised(frame: pd.DataFrame) -> list[dict[str, Any]]:
     out = frame.copy()
     for col in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[col]):
             text = out[col].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str.removesuffix(".000000")
             out[col] = text + "Z"
-    records: list[dict[str, Any]] = json.loads(out.to_json(orient="records"))
+    records: list[dict[str, Any]] = json.loads(out.to_json(orient="records", double_precision=15))
     return records
 
 

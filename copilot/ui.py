@@ -6,6 +6,7 @@ the embedding model; only the chat page asks for it, through `retriever()`.
 
 from __future__ import annotations
 
+import atexit
 import json
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from copilot import approvals
 from copilot.config import Settings
 from copilot.embeddings import get_embedder
 from copilot.errors import CopilotError
-from copilot.governance import identity
+from copilot.governance import budgets, identity
 from copilot.governance.identity import Identity
 from copilot.retriever import Retriever
 from copilot.run.runs import decided_line
@@ -28,6 +29,11 @@ IDENTITY_KEY = "identity"
 """session_state: the Identity the entry point resolved for this run (every sign-in mode)."""
 SIGNED_IN_KEY = "signed_in_user"
 """session_state: the name a local sign-in succeeded for; cleared by Sign out."""
+# Streamlit keeps cache_resource values until the interpreter is torn down. A Store held
+# there keeps copilot.store, and through it the duckdb module, alive past DuckDB's own
+# teardown once torch is loaded too, and nanobind then prints ~65 "leaked" lines at every
+# app stop and after the test run. Dropping the cached resources first lets them go in order.
+atexit.register(st.cache_resource.clear)
 
 
 @st.cache_resource(show_spinner=False)
@@ -299,3 +305,27 @@ def decide(approval_id: str, approve: bool, note: str) -> None:
         text = decided_line(done, step) + f" - run {done.state.run_id} is {done.state.status}"
         st.session_state["flash"] = ("warning" if done.tool_error else "success", text)
     st.rerun()
+
+
+def sidebar_budget(user: str) -> None:
+    """Today's LLM spend against each configured limit; warns at 80 % and at 100 %."""
+    limits = budgets.Limits.from_settings(settings())
+    if not (limits.user_usd or limits.total_usd or limits.run_usd):
+        return
+    spend = budgets.spend_today(services().store, user)
+    for label, spent, limit in (
+        ("Your spend today", spend.user_usd, limits.user_usd),
+        ("Team spend today", spend.total_usd, limits.total_usd),
+    ):
+        if not limit:
+            continue
+        level = budgets.level(spent, limit)
+        text = f"{label}: ${spent:.4f} of ${limit:.2f}"
+        if level == "over":
+            st.error(text, icon=":material/block:")
+        elif level == "warn":
+            st.warning(text, icon=":material/warning:")
+        else:
+            st.caption(text)
+    if limits.run_usd:
+        st.caption(f"Per-run limit: ${limits.run_usd:.2f}")

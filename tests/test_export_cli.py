@@ -91,7 +91,7 @@ def test_prune_needs_a_provider_and_audits(home, capsys):
     code, _ = run("prune")
     assert code == 2 and "needs --provider" in capsys.readouterr().err
     code, text = run("prune", "--provider", "stub", "--before", "2024-05-01T10:30:00Z")
-    assert code == 0 and "pruned 1 llm_usage rows of provider stub" in text
+    assert code == 0 and "pruned 1 llm_usage row of provider stub" in text
     code, text = run("prune", "--provider", "stub", "--user", "ops")
     assert code == 0 and "pruned 1 " in text
     events = open_store(Settings(home=home)).query(
@@ -105,3 +105,33 @@ def test_prune_needs_a_provider_and_audits(home, capsys):
 def test_sidecar_rejects_a_bad_port(home, capsys):
     code, _ = run("sidecar", "--port", "70000")
     assert code == 2 and "not a TCP port" in capsys.readouterr().err
+
+
+def test_export_to_a_forbidden_place_is_one_line_and_writes_nothing(home, capsys, tmp_path):
+    code, _ = run("export", "--out", "/proc/forbidden")
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: /proc") and err.count("\n") == 1
+    assert "Traceback" not in err and not Path("/proc/forbidden").exists()
+
+
+def test_export_onto_an_existing_file_is_refused_and_the_file_kept(home, capsys, tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    code, _ = run("export", "--out", str(target))
+    err = capsys.readouterr().err
+    assert code == 2 and "is a file; give a folder" in err and err.count("\n") == 1
+    assert target.read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_export_again_replaces_the_files_and_leaves_no_staging(home, tmp_path):
+    out = tmp_path / "reports"
+    assert run("export", "--out", str(out))[0] == 0
+    (out / "keep.txt").write_text("not ours")
+    code, text = run("export", "--out", str(out), "--from", "2024-05-01T11:00:00Z")
+    assert code == 0 and f"-> {out / 'llm_usage'}.csv" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tables"]["llm_usage"]["rows"] == 2
+    assert len((out / "llm_usage.csv").read_text().splitlines()) == 3
+    assert (out / "keep.txt").read_text() == "not ours"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

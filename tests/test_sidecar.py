@@ -15,8 +15,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from copilot.config import Settings
+from copilot.readcache import CACHE
 from copilot.service import open_store
 from copilot.sidecar import create_app
+from copilot.store import release, utcnow
 from tests.conftest import REPO
 from tests.e2e.servers import free_port, wait_http
 from tests.test_telemetry import seed
@@ -311,6 +313,70 @@ def test_real_sidecar_answers_while_another_process_writes(settings):
             final = http.get("/metrics/llm/summary").json()["summary"]
             assert final["calls"] == 7 + count
             assert final["prompt_tokens"] == 2030 + 3 * count
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+# -- Cached by the store's change stamp, never stale ------------------------------------------
+
+
+def _one_call(i: int) -> dict:
+    return {
+        "call_id": f"fresh{i}", "run_id": "fresh", "user_name": "fresh", "purpose": "plan",
+        "provider": "stub", "model": "stub-runbook-v1", "prompt_tokens": 1,
+        "completion_tokens": 1, "latency_ms": 5.0, "cost_usd": 0.0, "status": "ok",
+        "created_at": utcnow(),
+    }  # fmt: skip
+
+
+def test_a_write_is_visible_in_the_very_next_response(client, settings):
+    writer = open_store(settings)  # a different Store object, as another process would hold
+    for i in range(1, 6):
+        with writer.transaction() as tx:
+            tx.insert("llm_usage", _one_call(i))
+        assert client.get("/healthz").json()["llm_calls"] == 7 + i
+        summary = client.get("/metrics/llm/summary").json()["summary"]
+        assert summary["calls"] == 7 + i
+        assert 'provider="stub"' in client.get("/metrics").text
+
+
+def test_repeated_requests_are_served_without_reopening_the_db(client, settings):
+    # Closing this process's lingering write connection checkpoints the file (its mtime is
+    # part of the stamp); done here, so no checkpoint lands between the rounds below.
+    release(settings.db_path)
+    paths = ["/metrics/llm/summary", "/metrics/governance/summary", "/metrics", "/healthz"]
+    for path in paths:
+        client.get(path, params=WINDOW if path.endswith("summary") else None)
+    misses = CACHE.misses
+    for _ in range(3):
+        for path in paths:
+            response = client.get(path, params=WINDOW if path.endswith("summary") else None)
+            assert response.status_code == 200
+    assert CACHE.misses == misses  # every query answered from the cache
+
+
+def test_real_sidecar_sees_a_write_from_another_process_on_the_next_request(settings):
+    port = free_port()
+    server = start_sidecar(settings, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            for round_ in range(1, 4):
+                assert http.get("/healthz").json()["llm_calls"] == 7 + (round_ - 1)
+                done = subprocess.run(
+                    [sys.executable, "-c", WRITER, str(settings.db_path), "1"],
+                    cwd=REPO,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                assert done.returncode == 0, done.stderr
+                # WRITER reuses call ids per run: move the one row it wrote aside.
+                with open_store(settings).transaction() as tx:
+                    tx.execute(
+                        "UPDATE llm_usage SET call_id = ? WHERE call_id = 'w0'", [f"x{round_}"]
+                    )
+                assert http.get("/healthz").json()["llm_calls"] == 7 + round_
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -116,7 +116,7 @@ def test_a_requester_sees_no_approve_button_but_an_approver_does(app: AppTest, s
     app.switch_page("pages/screens/approvals.py").run()
     assert not app.exception
     assert not [b for b in app.button if b.label in ("Approve", "Reject")]
-    assert any("Only approvers and admins" in c.value for c in app.caption)
+    assert len([b for b in app.button if b.label == "Withdraw"]) == 2  # her own requests
 
     app.sidebar.button[0].click().run()  # Sign out, and dana signs in in this browser
     sign_in(app, "dana", PASSWORD)
@@ -151,7 +151,7 @@ def test_oidc_mode_maps_the_signed_in_user_to_a_role(settings, monkeypatch):
     at.run()
     assert not at.exception and not at.error
     assert "**dana@example.com** · approver" in signed_in_as(at)
-    assert [b.label for b in at.sidebar.button] == ["Sign out"]
+    assert [b.label for b in at.sidebar.button][:1] == ["Sign out"]
 
 
 def test_oidc_mode_without_secrets_says_what_to_configure(settings, monkeypatch):

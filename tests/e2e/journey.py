@@ -111,3 +111,13 @@ def charts(page: Page) -> Locator:
 def visible_text(page: Page, text: str) -> Locator:
     """The first visible element with text (the collapsed status box repeats answer text)."""
     return page.get_by_text(text, exact=False).locator("visible=true").first
+
+
+def screenshot_at_width(page: Page, name: str, width: int) -> Path:
+    """`<name>-<width>.png` with the window that wide; Plotly re-lays out on the resize."""
+    size = page.viewport_size or {"width": 1366, "height": 768}
+    page.set_viewport_size({"width": width, "height": size["height"]})
+    try:
+        return screenshot(page, f"{name}-{width}")
+    finally:
+        page.set_viewport_size(size)
