@@ -263,23 +263,24 @@ def approval_card(row: dict[str, Any], *, key_prefix: str) -> None:
 
 
 def decision_controls(row: dict[str, Any], key: str) -> None:
-    """Approvers decide; the requester may withdraw their own request; others only read.
-    The policy checks again when the decision is claimed: this only spares useless buttons."""
+    """Approvers decide others' requests; the requester may withdraw their own; others only
+    read. The policy checks again when the decision is claimed: this spares useless buttons."""
     who = current_identity()
-    approver, own = who.can("approver"), row["requested_by"] == who.name
-    if not approver and not own:
+    own = row["requested_by"] == who.name
+    if not own and not who.can("approver"):
         st.caption("Only approvers and admins can approve or reject this request.")
         return
+    if own:
+        st.caption("You asked for this: another approver decides (four eyes). You may withdraw it.")
     note = st.text_input(
         "Note (required to reject)", key=f"note-{key}", placeholder="why, for the record"
     )
     left, right, _ = st.columns([1, 1, 4])
-    if approver and left.button(
+    if not own and left.button(
         "Approve", key=f"approve-{key}", type="primary", icon=":material/check:"
     ):
         decide(row["approval_id"], True, note)
-    label = "Reject" if approver else "Withdraw"
-    if right.button(label, key=f"reject-{key}", icon=":material/close:"):
+    if right.button("Withdraw" if own else "Reject", key=f"reject-{key}", icon=":material/close:"):
         decide(row["approval_id"], False, note)
 
 

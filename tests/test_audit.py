@@ -194,12 +194,6 @@ def test_audit_lists_with_filters(tmp_path: Path) -> None:
     assert "No audit events match" in out.getvalue()
 
 
-def test_copilot_audit_stays_importable() -> None:
-    from copilot import audit as old
-
-    assert old.verify_chain is audit.verify_chain
-
-
 def test_audit_page_shows_a_cut_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = _home_store(tmp_path)
     seqs = _seed(store)

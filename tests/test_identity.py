@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
-from copilot import audit
 from copilot.cli import main
 from copilot.config import Settings
 from copilot.errors import ConfigError, InputError, NotFound, PolicyDenied
-from copilot.governance import identity
+from copilot.governance import audit, identity
 from copilot.governance.identity import Identity
 from copilot.service import open_store
 from copilot.store import Store, utcnow

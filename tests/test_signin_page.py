@@ -9,9 +9,8 @@ import streamlit as st
 from argon2 import PasswordHasher
 from streamlit.testing.v1 import AppTest
 
-from copilot import audit
 from copilot.config import Settings
-from copilot.governance import identity
+from copilot.governance import audit, identity
 from copilot.service import open_store
 from tests.conftest import REPO
 

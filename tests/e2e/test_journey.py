@@ -35,7 +35,8 @@ def test_chat_answers_a_task_and_a_follow_up(page: Page, stack: Stack):
     expect(page.get_by_text("Done - verdict PASS")).to_be_visible()  # the live status box
     expect(page.get_by_text("Reviewer: PASS")).to_be_visible()
     expect(journey.visible_text(page, "pod-oomkilled.md#mitigation")).to_be_visible()
-    expect(page.get_by_text("action(s) wait for approval")).to_be_visible()
+    expect(page.get_by_text("2 actions wait for approval")).to_be_visible()
+    expect(page.get_by_role("button", name="Withdraw")).to_have_count(2)  # own: no Approve
     journey.open_expander(page, "Plan (")
     expect(journey.visible_text(page, "jira.create_issue")).to_be_visible()
     journey.open_expander(page, "Citations (")
@@ -66,15 +67,16 @@ def test_approving_runs_the_tool(page: Page, stack: Stack):
     approve.first.click()
     expect(page.get_by_role("button", name="Approve")).to_have_count(1)
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()  # the decided table
-    expect(page.get_by_text("and ran")).to_be_visible()
-    # The first card is the pull request: its branch and commit are in the sandbox repo.
+    expect(page.get_by_text("approved by dana")).to_be_visible()
+    # The decision ran the tool: a sandbox ticket or a pull request branch now exists.
     branches = subprocess.run(
         ["git", "-C", str(stack.home / "sandbox_repo"), "branch"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    assert "copilot/pods-in-checkout-are-oomkilled" in branches
+    flash = page.get_by_test_id("stAlertContentSuccess").inner_text()
+    assert "SANDBOX-1" in flash or "copilot/" in branches
 
 
 def test_telemetry_charts_follow_filters_and_match_the_sidecar(page: Page, stack: Stack, tmp_path):
