@@ -191,6 +191,12 @@ def _settle(tx: Transaction, state: RunState, step: StepState) -> bool:
     takes_over = not busy and state.status == RunStatus.AWAITING_APPROVAL
     if takes_over:
         state.status = RunStatus.RUNNING
+        tx.audit(
+            actor="runtime",
+            action="run.continued",
+            run_id=state.run_id,
+            reason="every request of the run is decided; it goes on in the deciding process",
+        )
     state.answer = compose_answer(state.steps)
     upsert_step(tx, state.run_id, step)
     write_state(tx, state, owned=takes_over)

@@ -22,7 +22,8 @@ from copilot.config import Settings
 from copilot.export import export_files
 from copilot.llm.pricing import DEFAULT_PRICES
 from copilot.run.context import RunHooks
-from copilot.service import Services
+from copilot.run.view import as_dict
+from copilot.service import Services, make_retriever
 from copilot.telemetry import Filters
 from tests.fake_openai import Behaviour, FakeOpenAI, Recorded, ok, status
 
@@ -248,3 +249,23 @@ def test_a_stream_broken_mid_answer_says_so_before_the_offline_answer(services, 
     assert shown.startswith("- half an ") and "stopped mid-answer" in shown
     assert result.steps[0].answer.startswith("- ") and "half an" not in result.steps[0].answer
     assert result.fallbacks >= 1
+
+
+def test_secrets_never_leave_the_machine_in_a_prompt(services, server, tmp_path):
+    """A key pasted into the task, and one in a runbook, are redacted before any request."""
+    import shutil
+
+    pasted = "sk-pasted-" + "Q" * 30
+    corpus = tmp_path / "corpus"
+    shutil.copytree(services.settings.corpus, corpus)
+    runbook = corpus / "pod-oomkilled.md"
+    in_runbook = "ghp_" + "R" * 36
+    runbook.write_text(runbook.read_text() + f"\n\n## Access\nUse token {in_runbook} to log in.\n")
+    services.settings = dataclasses.replace(services.settings, corpus=corpus)
+    services.retriever = make_retriever(services.settings)
+    services.retriever.refresh()
+    result = services.run(f"{TASK} The key {pasted} leaked; what should I look at?")
+    sent = "\n".join(json.dumps(r.body) for r in server.requests)
+    assert server.requests and pasted not in sent and in_runbook not in sent
+    assert "[REDACTED]" in sent
+    assert pasted not in result.task and pasted not in json.dumps(as_dict(result))

@@ -8,6 +8,7 @@ stops with BudgetExceeded.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,11 @@ def llm(
     on_text: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     models = ctx.models
+    # Runbook text and tool output reach the prompt too: nothing secret leaves the machine.
+    request = dataclasses.replace(
+        request,
+        messages=[m | {"content": ctx.store.redact(m["content"]) or ""} for m in request.messages],
+    )
     held = _reserve(ctx, state, request)
     if isinstance(held, budgets.Refusal):
         models = _over_budget(ctx, batch, held)

@@ -65,7 +65,8 @@ class Engine:
         hooks: RunHooks | None = None,
         role: str | None = None,
     ) -> RunState:
-        task = validate_task(task)
+        # Redacted once, on the way in: what is stored, printed and sent to a provider.
+        task = self.ctx.store.redact(validate_task(task)) or ""
         hooks = hooks or RunHooks()
         primary = self.ctx.models.primary
         state = RunState(
