@@ -105,10 +105,21 @@ _PASSAGE = re.compile(r'<passage id="([^"]+)"')
 
 
 def slow_model(request: Recorded) -> Behaviour:
-    """Plans five answer steps; every call takes CALL_S."""
+    """Plans five steps (four answers, one read-only tool); every call takes CALL_S."""
     system = request.message("system")
     if system.startswith("You are the planner"):
-        steps = [{"title": f"Step {i}", "action": "answer", "citations": []} for i in range(1, 6)]
+        steps: list[dict[str, Any]] = [
+            {"title": f"Step {i}", "action": "answer", "citations": []} for i in range(1, 5)
+        ]
+        steps.append(
+            {
+                "title": "Look for an open ticket",
+                "action": "tool",
+                "tool": "jira.search",
+                "args": {"query": "disk full"},
+                "citations": [],
+            }
+        )
         reply = ok(json.dumps({"steps": steps}))
     elif system.startswith("You are the executor"):
         cited = _PASSAGE.findall(request.message("user"))[:1]
