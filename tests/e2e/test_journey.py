@@ -35,7 +35,7 @@ def test_chat_answers_a_task_and_a_follow_up(page: Page, stack: Stack):
     expect(page.get_by_text("Done - verdict PASS")).to_be_visible()  # the live status box
     expect(page.get_by_text("Reviewer: PASS")).to_be_visible()
     expect(journey.visible_text(page, "pod-oomkilled.md#mitigation")).to_be_visible()
-    expect(page.get_by_text("2 actions wait for approval")).to_be_visible()
+    expect(page.get_by_text("2 actions wait for approval before running.")).to_be_visible()
     expect(page.get_by_role("button", name="Withdraw")).to_have_count(2)  # own: no Approve
     journey.open_expander(page, "Plan (")
     expect(journey.visible_text(page, "jira.create_issue")).to_be_visible()
