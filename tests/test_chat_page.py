@@ -71,6 +71,8 @@ def test_a_request_is_approved_on_the_approvals_page(app: AppTest, settings):
     assert len([b for b in app.button if b.label == "Approve"]) == 1
     flash = " ".join(s.value for s in app.success)
     assert "approved by analyst" in flash and "created" in flash
+    made = [h.value for h in app.subheader]
+    assert "Made in the sandbox" in made  # the ticket or branch the approval created
 
 
 def test_the_chat_shows_its_requests_inline_and_the_run_continued_elsewhere(app: AppTest, settings):

@@ -49,6 +49,28 @@ def main() -> None:
             )
         else:
             st.caption("No decisions yet.")
+        sandbox_objects()
+
+
+def sandbox_objects() -> None:
+    """What approved actions made in the sandbox (no credentials set): tickets and branches."""
+    tools = ui.services().tools
+    tickets = tools.sandbox_jira.recent() + tools.sandbox_issues.recent()
+    branches = tools.repo.branches()
+    if not tickets and not branches:
+        return
+    st.subheader("Made in the sandbox")
+    if tickets:
+        st.dataframe(
+            [{k: t[k] for k in ("key", "summary", "status", "created_at")} for t in tickets],
+            hide_index=True,
+            width="stretch",
+        )
+    if branches:
+        st.caption(
+            f"Pull request branches in `{tools.repo.path}` "
+            f"(`git -C {tools.repo.path} diff main...BRANCH`): " + ", ".join(branches)
+        )
 
 
 main()
