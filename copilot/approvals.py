@@ -63,14 +63,23 @@ class Decider:
 
 
 def claim(
-    store: Store, approval_id: str, *, approve: bool, by: Decider, note: str, now: datetime
+    store: Store,
+    approval_id: str,
+    *,
+    approve: bool,
+    by: Decider,
+    note: str,
+    now: datetime,
+    edited: dict[str, Any] | None = None,
 ) -> Claim:
     """Decide a pending request in one transaction (exactly once across processes).
 
     Checked here, at claim time: not expired; the arguments unchanged (digest); the decider
     allowed by the policy (role and four eyes; a requester may withdraw their own request);
     the current policy still not denying the action. A refusal executes nothing and is
-    audited; the caller raises it once the audit is committed."""
+    audited; the caller raises it once the audit is committed. An approver may approve
+    `edited` arguments instead: the request takes them and a new digest, both versions are
+    audited, and four eyes still hold."""
     note, user = note.strip(), by.user
     if not approve and not note:
         raise InputError("A rejection needs a reason (--reason TEXT); it goes back to the run.")
@@ -93,6 +102,8 @@ def claim(
                 detail={"approval_id": approval_id, "tool": row["tool"], "approve": approve},
             )
             return Claim(row, state, False, refused=PolicyDenied(refused))
+        if approve and edited is not None and edited != step.args:
+            _edit(tx, row, step, edited, user)
         status = "approved" if approve else "rejected"
         _record(tx, row, status=status, actor=user, note=note)
         step.decided_by, step.note = user, note
@@ -182,6 +193,31 @@ def _check_digest(row: dict[str, Any]) -> None:
             f"Approval {row['approval_id']} no longer matches what was requested (its arguments "
             "changed in the store); nothing ran. Reject it and run the task again."
         )
+
+
+def _edit(
+    tx: Transaction, row: dict[str, Any], step: StepState, edited: dict[str, Any], user: str
+) -> None:
+    before = args_digest(row["tool"], step.args, row["target"] or "")
+    after = args_digest(row["tool"], edited, row["target"] or "")
+    tx.execute(
+        "UPDATE approvals SET args_json = ?, args_digest = ? WHERE approval_id = ?",
+        [json.dumps(edited, sort_keys=True), after, row["approval_id"]],
+    )
+    tx.audit(
+        actor=user,
+        action="approval.edited",
+        run_id=row["run_id"],
+        reason=f"{user} approved edited arguments for {row['tool']}",
+        detail={
+            "approval_id": row["approval_id"],
+            "before": step.args,
+            "after": edited,
+            "digest_before": before,
+            "digest_after": after,
+        },
+    )
+    step.args = edited
 
 
 def _settle(tx: Transaction, state: RunState, step: StepState) -> bool:

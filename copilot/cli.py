@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("approval_id")
         if name == "approve":
             p.add_argument("--note", default="", help="why (optional)")
+            p.add_argument(
+                "--args",
+                type=_json_object,
+                help="edited arguments: a JSON object merged over the requested ones",
+            )
         else:
             p.add_argument("--reason", dest="note", default="", help="required: why not")
         p.add_argument("--user", help="who decides (default: COPILOT_USER)")
@@ -402,6 +407,7 @@ def _decide(approve: bool) -> Callable[[Services, argparse.Namespace, TextIO, Te
             approve=approve,
             user=args.user or services.settings.user,
             note=args.note,
+            args=getattr(args, "args", None),
         )
         step = done.state.step(int(done.approval["step"]))
         if args.json:
@@ -412,6 +418,16 @@ def _decide(approve: bool) -> Callable[[Services, argparse.Namespace, TextIO, Te
         return 0 if done.tool_status in (None, "done") else 1
 
     return command
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('must be a JSON object, e.g. \'{"summary": "..."}\'')
+    return value
 
 
 def _add_telemetry_commands(sub: Any) -> None:

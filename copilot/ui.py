@@ -272,6 +272,7 @@ def decision_controls(row: dict[str, Any], key: str) -> None:
         return
     if own:
         st.caption("You asked for this: another approver decides (four eyes). You may withdraw it.")
+    edited = None if own else edit_arguments(row, key)
     note = st.text_input(
         "Note (required to reject)", key=f"note-{key}", placeholder="why, for the record"
     )
@@ -279,12 +280,28 @@ def decision_controls(row: dict[str, Any], key: str) -> None:
     if not own and left.button(
         "Approve", key=f"approve-{key}", type="primary", icon=":material/check:"
     ):
-        decide(row["approval_id"], True, note)
+        decide(row["approval_id"], True, note, edited)
     if right.button("Withdraw" if own else "Reject", key=f"reject-{key}", icon=":material/close:"):
         decide(row["approval_id"], False, note)
 
 
-def decide(approval_id: str, approve: bool, note: str) -> None:
+def edit_arguments(row: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """An approver may change what runs (say, a ticket's summary); None when unchanged."""
+    shown = {k: v for k, v in json.loads(row["args_json"]).items() if k != "changes"}
+    original = json.dumps(shown, indent=2)
+    with st.expander("Edit arguments before approving"):
+        text = st.text_area("Arguments (JSON)", value=original, key=f"args-{key}", height=160)
+    if text.strip() == original.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        st.error(f"The edited arguments are not JSON ({exc.msg}); fix them or undo the edit.")
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def decide(approval_id: str, approve: bool, note: str, args: dict[str, Any] | None = None) -> None:
     """Decide; the run goes on in this process. The outcome survives the rerun."""
     try:
         with st.spinner("Recording the decision and continuing the run..."):
@@ -297,6 +314,7 @@ def decide(approval_id: str, approve: bool, note: str) -> None:
                     user=current_user(),
                     role=current_identity().role,
                     note=note,
+                    args=args,
                 )
             )
     except CopilotError as exc:

@@ -395,3 +395,27 @@ def test_an_unrelated_follow_up_does_not_inherit_the_previous_passages(services:
     other = services.run("our postgres replica is minutes behind", history=[first.task])
     assert as_dict(other)["citations"][0]["source"] == "postgres-replication-lag.md"
     assert other.query == "our postgres replica is minutes behind"
+
+
+def test_an_approver_may_edit_the_arguments_both_versions_are_audited(services: Services):
+    result = services.run(OOM_TASK, user="alice")
+    jira = tool_step(result, "jira.create_issue")
+    with pytest.raises(InputError, match="arguments are not valid"):
+        services.engine().decide(jira.approval_id, approve=True, user="bob", args={"summary": 7})
+    done = services.engine().decide(
+        jira.approval_id, approve=True, user="bob", args={"summary": "checkout OOM: limit raised"}
+    )
+    assert done.tool_status == "done"
+    ticket = services.tools.sandbox_jira.recent()[0]
+    assert ticket["summary"] == "checkout OOM: limit raised"
+    row = services.store.query(
+        "SELECT args_json, args_digest FROM approvals WHERE approval_id = ?", [jira.approval_id]
+    )[0]
+    assert json.loads(row["args_json"])["summary"] == "checkout OOM: limit raised"
+    assert row["args_digest"] != jira.approval_id and len(row["args_digest"]) == 64
+    edits = services.store.query(
+        "SELECT actor, detail FROM audit_events WHERE action = 'approval.edited'"
+    )
+    detail = json.loads(edits[0]["detail"])
+    assert edits[0]["actor"] == "bob" and detail["digest_before"] != detail["digest_after"]
+    assert detail["before"]["summary"] != detail["after"]["summary"]

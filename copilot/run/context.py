@@ -56,6 +56,10 @@ class ToolRunner(Protocol):
         made against the file as it is now, with its diff."""
         ...
 
+    def validate(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Canonical arguments, or InputError naming what is wrong."""
+        ...
+
     def planner_doc(self) -> str: ...
 
     def call(

@@ -4,6 +4,7 @@ must wait for a person. Any process can pick a saved run up again: after an appr
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -144,11 +145,19 @@ class Engine:
         note: str = "",
         hooks: RunHooks | None = None,
         role: str | None = None,
+        args: dict[str, Any] | None = None,
     ) -> Decided:
-        """Approve (run the call exactly once) or reject; then the run goes on, here."""
+        """Approve (run the call exactly once), possibly with edited `args` (merged over the
+        requested ones), or reject; then the run goes on, here."""
         by = approvals.Decider(user, role or self.ctx.role_of(user), self.ctx.policy)
         found = approvals.claim(
-            self.ctx.store, approval_id, approve=approve, by=by, note=note, now=self.ctx.clock()
+            self.ctx.store,
+            approval_id,
+            approve=approve,
+            by=by,
+            note=note,
+            now=self.ctx.clock(),
+            edited=self._edited(approval_id, approve, args),
         )
         if found.refused:
             raise found.refused
@@ -166,6 +175,25 @@ class Engine:
             state,
             outcome.status if outcome else None,
             outcome.error if outcome else None,
+        )
+
+    def _edited(
+        self, approval_id: str, approve: bool, args: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Edited arguments, checked by the tool's own schema before anything is claimed."""
+        if args is None:
+            return None
+        if not approve:
+            raise InputError("Edited arguments go with an approval, not a rejection.")
+        found = self.ctx.store.query(
+            "SELECT tool, args_json FROM approvals WHERE approval_id = ?", [approval_id]
+        )
+        if not found:
+            return None  # the claim says the id is unknown
+        merged = json.loads(found[0]["args_json"]) | args
+        canonical = self.ctx.tools.validate(found[0]["tool"], merged)
+        return dict(
+            json.loads(self.ctx.store.redact(json.dumps(canonical, sort_keys=True)) or "{}")
         )
 
     def _call(self, state: RunState, position: int) -> Any:
