@@ -19,7 +19,7 @@ WIDTHS = (1280, 1920)
 
 def test_telemetry_is_legible_at_1280_and_1920(page: Page, stack: Stack):
     seed(open_store(Settings(home=stack.home)), base=utcnow() - timedelta(hours=2))
-    journey.open_page(page, stack.app_url, "telemetry")
+    journey.open_page(page, stack.app_url, "telemetry", stack.login("admin"))
     journey.choose(page, "Time range", "Last 30 days")
     journey.choose(page, "Bucket", "1d")
     expect(journey.charts(page)).to_have_count(5, timeout=60_000)
