@@ -91,8 +91,9 @@ class Journal:
         state.cost += batch.cost
         state.fallbacks += batch.fallbacks
         write_state(tx, state, owned=state.status == RunStatus.RUNNING)
-        for step in batch.steps:
-            upsert_step(tx, state.run_id, step)
+        tx.insert_many(
+            "steps", [step_row(state.run_id, s) for s in batch.steps], verb="INSERT OR REPLACE"
+        )
         for table, rows in batch.rows.items():
             tx.insert_many(table, rows)
         for key, outcome in batch.finished_calls:
@@ -109,8 +110,8 @@ class Journal:
                     utcnow(),
                 ],
             )
-        for a in batch.audits:
-            tx.audit(run_id=state.run_id, **a)
+        if batch.audits:
+            tx.audit_many([a | {"run_id": state.run_id} for a in batch.audits])
         if state.status in (*FINISHED, RunStatus.AWAITING_APPROVAL):
             tx.audit(
                 actor="runtime",
@@ -186,16 +187,26 @@ def _parse(run_id: str, found: tuple[Any, ...] | None) -> RunState:
     return RunState.from_json(found[0])
 
 
-def upsert_step(tx: Transaction, run_id: str, step: StepState) -> None:
+def step_row(run_id: str, step: StepState) -> dict[str, Any]:
+    """A plan step as its `steps` row (position = the plan position, as everywhere)."""
     now = utcnow()
     output = {
         k: getattr(step, k) for k in ("action", "tool", "args", "citations", "answer", "detail")
     } | {"result": step.result, "approval_id": step.approval_id}
-    tx.execute(
-        "INSERT OR REPLACE INTO steps (run_id, position, agent, title, status, output_json, "
-        "started_at, finished_at) VALUES (?, ?, 'executor', ?, ?, ?, ?, ?)",
-        [run_id, step.position, step.title, step.status, json.dumps(output, default=str), now, now],
-    )
+    return {
+        "run_id": run_id,
+        "position": step.position,
+        "agent": "executor",
+        "title": step.title,
+        "status": step.status,
+        "output_json": json.dumps(output, default=str),
+        "started_at": now,
+        "finished_at": now,
+    }
+
+
+def upsert_step(tx: Transaction, run_id: str, step: StepState) -> None:
+    tx.insert_many("steps", [step_row(run_id, step)], verb="INSERT OR REPLACE")
 
 
 def usage_row(
