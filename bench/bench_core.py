@@ -27,11 +27,16 @@ CORPUS = REPO / "corpus"
 SMOKE_RUNBOOKS = 3
 """In smoke mode only a few runbooks are indexed: embedding all of them takes ~7-40 s."""
 
-from bench.streamlit_driver import rss_mib, run_pages, wait_for_rss_plateau  # noqa: E402
+from bench.streamlit_driver import (  # noqa: E402
+    rss_mib,
+    run_pages,
+    start_app,
+    wait_for_rss_plateau,
+)
 from copilot.config import Settings  # noqa: E402
 from copilot.embeddings import get_embedder  # noqa: E402
 from copilot.service import Services  # noqa: E402
-from tests.e2e.servers import free_port, streamlit_command, wait_http  # noqa: E402
+from tests.e2e.servers import free_port, wait_http  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -132,15 +137,7 @@ def bench_store_contention(home: Path) -> None:
 
 def bench_streamlit_memory(home: Path) -> None:
     port = free_port()
-    env = {**os.environ, "COPILOT_HOME": str(home), "COPILOT_CORPUS": str(CORPUS)}
-    env["COPILOT_AUTH"] = "none"  # measures the chat's memory, not the sign-in form
-    proc = subprocess.Popen(
-        streamlit_command(port),
-        cwd=home,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_app(home, port, COPILOT_CORPUS=str(CORPUS))
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_stcore/health", proc)

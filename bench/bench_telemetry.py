@@ -26,12 +26,12 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.streamlit_driver import run_pages  # noqa: E402
+from bench.streamlit_driver import run_pages, start_app  # noqa: E402
 from copilot import telemetry  # noqa: E402
 from copilot.readcache import CACHE  # noqa: E402
 from copilot.store import Store, utcnow  # noqa: E402
 from copilot.telemetry import Filters  # noqa: E402
-from tests.e2e.servers import streamlit_command, wait_http  # noqa: E402
+from tests.e2e.servers import wait_http  # noqa: E402
 
 DAYS = 30
 SMOKE = os.environ.get("BENCH_SMOKE") == "1"
@@ -230,14 +230,7 @@ def bench_page(home: Path) -> None:
     """The Telemetry page in a real `streamlit run`: first render (imports, DB read) and a
     rerun after a write (cache missed, figures re-read), as a person reloading would see."""
     port = free_port()
-    env = {**os.environ, "COPILOT_HOME": str(home), "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        streamlit_command(port),
-        cwd=home,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_app(home, port, PYTHONPATH=str(REPO))
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_stcore/health", proc)

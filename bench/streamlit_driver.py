@@ -9,12 +9,29 @@ until `script_finished`.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
 from pathlib import Path
 
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.asyncio.client import ClientConnection, connect
+
+
+def start_app(home: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
+    """`streamlit run` on loopback for a benchmark, signed in as the local operator
+    (COPILOT_AUTH=none): the figures are about the pages, not the sign-in form."""
+    from tests.e2e.servers import streamlit_command
+
+    full = {**os.environ, "COPILOT_HOME": str(home), "COPILOT_AUTH": "none", **env}
+    return subprocess.Popen(
+        streamlit_command(port),
+        cwd=home,
+        env=full,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def rss_mib(pid: int) -> float:
