@@ -34,19 +34,6 @@ class StepStatus(StrEnum):
     SKIPPED = "skipped"  # the action could not be prepared (no such file or field)
 
 
-# A step in one of these states will not change any more.
-FINAL_STEP = frozenset(
-    {
-        StepStatus.DONE,
-        StepStatus.ERROR,
-        StepStatus.DENIED,
-        StepStatus.REJECTED,
-        StepStatus.EXPIRED,
-        StepStatus.SKIPPED,
-    }
-)
-
-
 @dataclass
 class StepState:
     position: int
@@ -67,10 +54,6 @@ class StepState:
     target: str = ""
     mode: str = ""  # live | sandbox, for tool steps
     preview: dict[str, str] | None = None  # the diff or fields an approver looks at
-
-    @property
-    def final(self) -> bool:
-        return self.status in FINAL_STEP
 
 
 @dataclass
@@ -101,10 +84,6 @@ class RunState:
 
     def step(self, position: int) -> StepState:
         return self.steps[position - 1]
-
-    @property
-    def planned(self) -> bool:
-        return bool(self.steps)
 
     @property
     def tainted(self) -> bool:
