@@ -172,3 +172,17 @@ def load_bench():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_no_module_text_leaks_onto_the_page(settings, monkeypatch):
+    """Streamlit's magic renders a bare string in a page script: constants' notes must be
+    comments, or they appear above the title."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("COPILOT_HOME", str(settings.home))
+    at = AppTest.from_file(str(REPO / "pages" / "screens" / "telemetry.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert not [m for m in at.markdown if "buckets a series" in m.value or "Tick label" in m.value]

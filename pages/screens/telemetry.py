@@ -36,11 +36,12 @@ SCOPE_HELP = (
 )
 HOW_TO = "Run a task on the Chat page or `python -m copilot demo`."
 VERDICT_COLOURS = {"pass": "#2e7d32", "warn": "#f9a825", "fail": "#c62828"}
+# Up to this many buckets a series also draws markers: one point alone as a line is
+# invisible. (Comments, not docstrings: Streamlit's magic would render a bare string.)
 FEW_POINTS = 48
-"""Up to this many buckets a series also draws markers: one point alone as a line is invisible."""
 CHART_HEIGHT = 380
+# Tick label per bucket width: short, and a second line rather than a wider label.
 TIME_FORMATS = ((timedelta(days=1), "%b %-d"), (timedelta(hours=1), "%H:%M<br>%b %-d"))
-"""Tick label per bucket width: short, and a second line rather than a wider label."""
 PROVIDER_COLUMNS = {
     "provider": st.column_config.TextColumn("Provider"),
     "model": st.column_config.TextColumn("Model"),
