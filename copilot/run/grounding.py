@@ -29,7 +29,7 @@ from copilot.run.state import RunState, StepStatus
 # (unsupported). A line is scored against the best of the passage as a whole and each of its
 # lines, because MiniLM reads only the first 256 word pieces of a long passage. Figures are in
 # the README ("How it is built"); the threshold sits in the gap, nearer the unsupported side.
-SUPPORT_THRESHOLD = 0.55
+SUPPORT_THRESHOLD = 0.60
 
 _CITATION = re.compile(r"\s*\[([^\[\]\s]+#[^\[\]\s]*)\]")
 _BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
