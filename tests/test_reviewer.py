@@ -199,3 +199,24 @@ def test_a_real_run_over_an_edited_runbook_is_stale(tmp_path: Path, settings: Se
     verdict, reasons = review_rules(state, corpus=corpus)
     assert verdict == "warn"
     assert any(f"cites {cited}, which is stale" in r for r in reasons)
+
+
+def test_the_chat_lists_the_line_checks_under_the_answer(settings: Settings, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("COPILOT_HOME", str(settings.home))
+    monkeypatch.setenv("COPILOT_CORPUS", str(settings.corpus))
+    monkeypatch.delenv("LLM_PROVIDER", raising=False)
+    monkeypatch.chdir(settings.home)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    app = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=120)
+    app.run()
+    app.chat_input[0].set_value("TLS certificate for api.acme.com expires in 3 days").run()
+    assert not app.exception and not app.error
+    assert "Line checks (0 problems)" in [e.label for e in app.expander]
+    shown = [t.value for t in app.text]
+    assert "Step 1 line 1: PASS (support 1.00)" in shown
