@@ -74,7 +74,14 @@ def manifest_stamp(index_dir: Path) -> tuple[int, int] | None:
 def to_passage(hit: Hit) -> Passage:
     c = hit.chunk
     return Passage(
-        c.chunk_id, c.source, c.heading, c.text, float(hit.score), c.flagged, c.guard_reasons
+        c.chunk_id,
+        c.source,
+        c.heading,
+        c.text,
+        float(hit.score),
+        c.flagged,
+        c.guard_reasons,
+        content_hash=c.content_hash,
     )
 
 

@@ -118,7 +118,11 @@ def assert_canary_never_stored_or_logged(
 def test_a_run_records_openai_usage_and_cost(services, server, caplog):
     result = services.run(TASK)
 
-    assert result.status == "completed" and result.verdict == "pass"
+    # The fake model's one line ("Read the pod events and limits") cites whichever passage
+    # came first, not the section that says it: the reviewer's support check warns.
+    assert result.status == "completed" and result.verdict == "warn", result.reasons
+    problems = [r for r in result.reasons if r.startswith("step ")]
+    assert problems and all("weakly supported" in r for r in problems), problems
     assert (result.provider, result.model, result.fallbacks) == ("openai", "gpt-4o-mini", 0)
     assert all(s.citations for s in result.steps)
     rows = usage(services, result.run_id)

@@ -27,6 +27,9 @@ class Passage:
     score: float
     flagged: bool = False  # the injection guard flagged it at index time: evidence, not orders
     guard_reasons: tuple[str, ...] = ()
+    # The chunk's hash when it was indexed: the reviewer flags a citation whose runbook has
+    # changed since. Empty in states saved before it existed.
+    content_hash: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,19 @@
 """The last step of every wave sequence: compose the answer and judge it.
 
-Rules first (each answer step cites passages retrieved for it; injection signals fail the
-run), then the model's own view; the worse verdict wins. A failed review rejects the run's
-pending writes: nobody should approve what the reviewer refused.
+Rules first (each answer step cites passages retrieved for it; each answer line is grounded in
+what it cites, see copilot.run.grounding; injection signals fail the run), then the model's own
+view; the worse verdict wins. A failed review rejects the run's pending writes: nobody should
+approve what the reviewer refused.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from copilot.llm import prompts
 from copilot.llm.base import LLMRequest
+from copilot.run import grounding
 from copilot.run.calls import llm
 from copilot.run.context import RunContext, RunHooks
 from copilot.run.journal import Batch
@@ -35,6 +40,11 @@ def review(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> N
         schema=prompts.REVIEW_SCHEMA,
     )
     model_view = llm(ctx, state, batch, request)
+    # The line checks need the runbook folder (stale citations, remedy sections): made here,
+    # then review_rules (one argument, as tests replace it) judges what is stored.
+    state.line_checks = grounding.as_dicts(
+        grounding.check_answer(state, _encoder(), ctx.settings.corpus)
+    )
     verdict, reasons = review_rules(state)
     verdict = _worst(verdict, str(model_view.get("verdict", "pass")))
     reasons += [f"model reviewer: {r}" for r in model_view.get("reasons", [])]
@@ -76,8 +86,19 @@ def _reject_pending(state: RunState, batch: Batch) -> None:
         batch.audit("reviewer", "approval.rejected", note, approval_id=step.approval_id)
 
 
-def review_rules(state: RunState) -> tuple[str, list[str]]:
-    """Answer steps cite what was retrieved for them; injection fails the run."""
+def review_rules(
+    state: RunState,
+    encoder: grounding.Encoder | None = None,
+    corpus: Path | None = None,
+) -> tuple[str, list[str]]:
+    """Answer lines cite what was retrieved, quote it verbatim and say what it says;
+    injection fails the run. Judges state.line_checks as review() stored them; makes them
+    first when an encoder or corpus is given or none are stored (the stale check and the
+    remedy sections on disk need `corpus`)."""
+    if encoder is not None or corpus is not None or not state.line_checks:
+        state.line_checks = grounding.as_dicts(
+            grounding.check_answer(state, encoder or _encoder(), corpus)
+        )
     reasons: list[str] = []
     failed = False
     for s in state.steps:
@@ -87,17 +108,39 @@ def review_rules(state: RunState) -> tuple[str, list[str]]:
         if not real:
             failed = True
             reasons.append(f"step {s.position} cites no passage retrieved for it")
+    line_verdict, line_reasons = _line_reasons(state.line_checks)
+    failed = failed or line_verdict == "fail"
+    reasons += line_reasons
     if state.flags:
         failed = True
         reasons += [f"prompt injection in the task: {r}" for r in state.flags[:5]]
     if state.taint:  # evidence that may be cited, never followed: a person looks at writes
         reasons += [f"flagged content in view (writes need a person): {t}" for t in state.taint[:5]]
-    if not failed and not state.taint:
-        answered = sum(1 for s in state.steps if s.action == "answer")
+    warned = bool(state.taint or line_verdict == "warn")
+    if not failed and not warned:
+        n = sum(1 for c in state.line_checks if c["line"])
         reasons.append(
-            f"all {answered} answer steps cite passages retrieved for them; no injection signals"
+            f"all {n} answer lines cite passages retrieved in this run, quote them verbatim "
+            "and are supported by them; no injection signals"
         )
-    return ("fail" if failed else "warn" if state.taint else "pass"), reasons
+    return ("fail" if failed else "warn" if warned else "pass"), reasons
+
+
+def _line_reasons(checks: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """One reason per problem, naming the step and line; the worst line status."""
+    verdict = "pass"
+    reasons = []
+    for c in checks:
+        verdict = _worst(verdict, c["status"])
+        where = f"step {c['step']} line {c['line']}" if c["line"] else "the answer"
+        reasons += [f"{where}: {r}" for r in c["reasons"]]
+    return verdict, reasons
+
+
+def _encoder() -> grounding.Encoder:
+    from copilot.embeddings import get_embedder  # loads MiniLM on first use only
+
+    return get_embedder()
 
 
 def _worst(a: str, b: str) -> str:

@@ -81,6 +81,8 @@ class RunState:
     reasons: list[str] = field(default_factory=list)
     error: str = ""
     reviews: int = 0
+    # The reviewer's per-line results (copilot.run.grounding.LineCheck as dicts), for the chat.
+    line_checks: list[dict[str, Any]] = field(default_factory=list)
 
     def step(self, position: int) -> StepState:
         return self.steps[position - 1]

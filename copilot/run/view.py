@@ -137,6 +137,7 @@ def as_dict(state: RunState) -> dict[str, Any]:
             "verdict": state.verdict,
             "reasons": state.reasons,
             "injection_flags": state.flags,
+            "line_checks": state.line_checks,
         },
         "cost_usd": round(state.cost, 6),
         "fallbacks": state.fallbacks,

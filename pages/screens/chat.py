@@ -146,6 +146,16 @@ def details(result: dict[str, Any]) -> None:
     with st.expander("Reviewer reasons"):
         for reason in review["reasons"]:
             st.text(f"- {reason}")
+    checks = review.get("line_checks") or []  # absent in runs saved before the line checks
+    if checks:
+        flagged = sum(1 for c in checks if c["status"] != "pass")
+        with st.expander(f"Line checks ({plural(flagged, 'problem')})"):
+            for c in checks:
+                where = f"Step {c['step']} line {c['line']}" if c["line"] else "Answer"
+                score = "" if c.get("similarity") is None else f" (support {c['similarity']:.2f})"
+                st.text(f"{where}: {c['status'].upper()}{score}")
+                for reason in c["reasons"]:
+                    st.text(f"  - {reason}")
     fell_back = result["fallbacks"]
     st.caption(
         f"Run `{result['run_id']}` - {result['provider']}/{result['model']} - "
