@@ -228,9 +228,11 @@ def show_flash() -> None:
         {"error": st.error, "warning": st.warning, "success": st.success}[kind](text)
 
 
-def approval_row(approval_id: str) -> dict[str, Any]:
-    rows = approvals.list_approvals(services().store, "pending")
-    return next((r for r in rows if r["approval_id"] == approval_id), {"approval_id": approval_id})
+def pending_rows(approval_ids: list[str]) -> list[dict[str, Any]]:
+    """The pending requests among these ids, read once for all the cards of one answer (an
+    id decided meanwhile comes back bare, and its card draws nothing)."""
+    rows = {r["approval_id"]: r for r in approvals.list_approvals(services().store, "pending")}
+    return [rows.get(i, {"approval_id": i}) for i in approval_ids]
 
 
 def approval_card(row: dict[str, Any], *, key_prefix: str) -> None:

@@ -126,8 +126,8 @@ def render_result(result: dict[str, Any]) -> None:
             "for approval before running.",
             icon=":material/pending_actions:",
         )
-        for step in pending:
-            ui.approval_card(ui.approval_row(step["approval_id"]), key_prefix="chat")
+        for row in ui.pending_rows([s["approval_id"] for s in pending]):
+            ui.approval_card(row, key_prefix="chat")
     details(result)
 
 
