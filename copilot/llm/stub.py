@@ -136,22 +136,31 @@ def _answer_step(title: str, sources: list[Passage]) -> dict[str, Any]:
 def _direct_sources(request: LLMRequest, passages: list[Passage]) -> list[Passage]:
     """Where the direct answer comes from: for a new task, the top runbook's mitigation and
     diagnosis; for a follow-up, the passage that best matches what it asks."""
+    ranked = _follow_up_ranked(request, passages)
     if request.prior:
-        return _follow_up_ranked(request, passages)[:1]
+        return ranked[:1]
     top = [p for p in request.passages if p.source == passages[0].source]
     by_stage = {_stage(p.heading): p for p in reversed(top)}  # best of each stage wins
-    found = [by_stage[s] for s in (_MITIGATE, _DIAGNOSE) if s in by_stage]
-    return found or passages[:1]
+    found = [by_stage[s] for s in (_MITIGATE, _DIAGNOSE) if s in by_stage] or passages[:1]
+    # The passage sharing most words with the task, when another runbook holds it ("too
+    # many connections" is a line of the 5xx runbook, not of the replication-lag one).
+    if ranked and ranked[0].source != found[0].source:
+        found.append(ranked[0])
+    return found
 
 
 def _follow_up_ranked(request: LLMRequest, passages: list[Passage]) -> list[Passage]:
     """Passages by how much of the follow-up's own words they share; ones the previous
     answer did not cite first among equals, then retrieval order."""
     own, shown = _stems(request.task), set(CITATION.findall(request.prior))
-    return sorted(
-        passages,
-        key=lambda p: (-len(own & _stems(f"{p.heading} {p.text}")), p.chunk_id in shown),
-    )
+    steps = [p for p in passages if not _SKIP.search(p.heading) and " > " in p.heading]
+
+    def match(p: Passage) -> int:  # shared words, +1 when it names the stage ("check")
+        stage = _stage(p.heading)
+        named = stage < len(_STAGES) and any(w in request.task.lower() for w in _STAGES[stage][0])
+        return len(own & _stems(f"{p.heading} {p.text}")) + int(named)
+
+    return sorted(steps or passages, key=lambda p: (-match(p), p.chunk_id in shown))
 
 
 def _follow_up_pick(request: LLMRequest, passages: list[Passage]) -> list[Passage]:
@@ -279,7 +288,7 @@ def _execute(request: LLMRequest) -> str:
     target = task_service(_conversation(request))
     candidates = [
         (
-            _seen(adapted, request.prior),
+            _seen(adapted, request.prior) and not _asked(line, request.task),
             -len(focus & _stems(line)) - (_urgency(line, request.task) if direct else 0),
             index,
             position,
@@ -290,9 +299,11 @@ def _execute(request: LLMRequest) -> str:
         for position, line in enumerate(_lines(p.text))
         for adapted in [adapt_line(line, target)]
     ]
-    best = sorted(candidates)[: MAX_DIRECT_LINES if direct else MAX_LINES]
-    if direct:  # the best line of each cited passage first: act, and check, in one glance
-        best = _one_each(sorted(candidates), len(pool)) or best[:1]
+    best = sorted(candidates)[:MAX_LINES]
+    if direct:  # the best line of each cited passage: act, and check, in one glance; what
+        # answers the question beats what is new ("what should I check first?")
+        ranked = sorted(candidates, key=lambda c: (c[1], c[0], c[2], c[3]))
+        best = _one_each(ranked, len(pool)) or ranked[:1]
     else:
         best.sort(key=lambda c: (c[2], c[3]))
     return "\n".join(f"- {c[4]} [{c[5]}]" for c in best)
@@ -302,16 +313,25 @@ def _urgency(line: str, task: str) -> float:
     """What makes a line the one to act on first: a command to run, and for a regression
     after a deploy, undoing it (the reviewer asks for the rollback too)."""
     undo = 2.0 if is_regression(task) and _UNDO.search(line) else 0.0
-    return undo + (0.5 if "`" in line else 0.0)
+    return undo + (2.0 if _asked(line, task) else 0.0) + (0.5 if "`" in line else 0.0)
 
 
 def _one_each(ranked: list[Any], sources: int) -> list[Any]:
     """The best-ranked line of each source passage that shares a word with the task."""
     picked: dict[int, Any] = {}
     for c in ranked:
-        if c[1] <= -1 and not c[0]:
+        if c[1] <= -1:
             picked.setdefault(c[2], c)
-    return sorted(picked.values())[: min(sources, MAX_DIRECT_LINES)]
+    return sorted(picked.values(), key=ranked.index)[: min(sources, MAX_DIRECT_LINES)]
+
+
+def _asked(line: str, task: str) -> bool:
+    """The line names a tool action the task asks for ("open a ticket for that")."""
+    wanted = f" {task.lower()} "
+    return any(
+        phrase in line.lower() and any(i in wanted for i in intents)
+        for _, phrase, intents in _TOOL_RULES
+    )
 
 
 def _seen(line: str, prior: str) -> bool:

@@ -38,6 +38,7 @@ SUPPORT_THRESHOLD = 0.60
 _CITATION = re.compile(r"\s*\[([^\[\]\s]+#[^\[\]\s]*)\]")
 _BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _CODE = re.compile(r"`([^`\n]+)`")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _REMEDY = re.compile(r"mitigat|rollback|roll back|roll-back", re.IGNORECASE)
 
 
@@ -158,9 +159,12 @@ def _check_support(state: RunState, lines: list[LineCheck], encoder: Encoder) ->
 
 
 def passage_units(p: Passage) -> list[str]:
-    """The passage whole, and each of its non-empty lines (bullets, sentences of a step)."""
-    parts = [plain(ln) for ln in p.text.splitlines()]
-    return [p.text, *dict.fromkeys(x for x in parts if len(x) > 3 and not x.startswith("#"))]
+    """The passage whole, each of its non-empty lines (bullets, steps) and, for a line of
+    several sentences (an introduction paragraph), each sentence: an answer may quote one."""
+    lines = [plain(ln) for ln in p.text.splitlines()]
+    lines = [x for x in lines if len(x) > 3 and not x.startswith("#")]
+    sentences = [s for s in _SENTENCE.split(" ".join(lines)) if len(s) > 3]
+    return [p.text, *dict.fromkeys(lines + sentences)]
 
 
 def stale_citations(state: RunState, corpus: Path) -> dict[str, str]:
