@@ -1,9 +1,12 @@
 """The offline, deterministic provider: useful on its own, not an echo.
 
-It plans from the section structure of the retrieved runbooks (diagnose -> mitigate ->
-verify -> escalate), proposes the tool actions those runbooks name when the task asks for
-them, answers each step with the runbook lines that best match the task (each line citing
-its passage), and reviews a draft by checking every line against the passages it cites.
+It plans from the section structure of the retrieved runbooks: first "What to do now" (one to
+three lines to act on), then diagnose -> mitigate -> verify -> escalate; a follow-up gets the
+direct answer to what it asks and at most one step the previous answer did not cite. It
+proposes the tool actions those runbooks name when the task asks for them, answers each step
+with the runbook lines that best match the task (each line citing its passage, commands
+adapted to the task's service by copilot.names), and reviews a draft by checking every line
+against the passages it cites.
 Same input, same output: tests and demos can rely on it.
 """
 
@@ -317,7 +320,8 @@ def _urgency(line: str, task: str) -> float:
 
 
 def _one_each(ranked: list[Any], sources: int) -> list[Any]:
-    """The best-ranked line of each source passage that shares a word with the task."""
+    """The best-ranked line of each source passage that matches the task: a shared word,
+    or the undo or tool action it asks for."""
     picked: dict[int, Any] = {}
     for c in ranked:
         if c[1] <= -1:
