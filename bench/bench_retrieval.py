@@ -45,6 +45,7 @@ from tests.test_search_quality import MODES, load, measure  # noqa: E402
 SETS = (
     "heldout_queries.jsonl",
     "heldout_fresh_queries.jsonl",
+    "heldout_blind3_queries.jsonl",
     "tuning_queries.jsonl",
     "labelled_queries.jsonl",
 )

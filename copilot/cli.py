@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print JSON")
     run.add_argument("--user", help="who is asking (default: COPILOT_USER)")
+    run.add_argument(
+        "--conversation",
+        default="",
+        metavar="ID",
+        help="start or continue conversation ID: a follow-up ('and the replicas?') builds on "
+        "its previous task and answer (the chat's ?c= id works too)",
+    )
     listing = sub.add_parser(
         "runs", help="list runs; `runs ID` shows one; `runs resume ID` continues one"
     )
@@ -284,7 +291,8 @@ def cmd_run(services: Services, args: argparse.Namespace, _in: TextIO, out: Text
         return _run_file(services, args, out)
     if not args.task:
         raise InputError("Give a task in quotes, or --file TASKS for many.")
-    state = services.engine().start(args.task, user=args.user or services.settings.user)
+    user = args.user or services.settings.user
+    state = services.engine().start(args.task, user=user, session_id=args.conversation)
     if args.json:
         print(json.dumps(as_dict(state), indent=2, default=str), file=out)
     else:
@@ -303,7 +311,8 @@ def _run_file(services: Services, args: argparse.Namespace, out: TextIO) -> int:
         if not line.strip():
             continue
         try:
-            state = engine.start(runs.task_of_line(line, number), user=user)
+            task = runs.task_of_line(line, number)
+            state = engine.start(task, user=user, session_id=args.conversation)
             row = as_dict(state) if args.json else runs.brief(state)
         except CopilotError as exc:
             failures += 1

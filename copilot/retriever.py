@@ -53,6 +53,16 @@ class Retriever:
         """Hybrid search (MiniLM + BM25, fused by reciprocal rank), best first."""
         return self.search_many([query], k)[0]
 
+    def search_with_runbook(self, query: str, k: int) -> list[Hit]:
+        """The k best hits, then the other sections of the best hit's runbook in rank order:
+        a plan follows the runbook whole (diagnose, mitigate, verify), not only the
+        sections whose words matched."""
+        ranked = self.search(query, len(self.index))
+        if not ranked:
+            return []
+        best = ranked[0].chunk.source
+        return ranked[:k] + [h for h in ranked[k:] if h.chunk.source == best]
+
     def search_many(self, queries: list[str], k: int = 4) -> list[list[Hit]]:
         """Batch search: one encoder call for all queries."""
         index = self.index

@@ -7,6 +7,16 @@
   section-intent cues were written after that, so this set is no longer blind.
 - tests/data/heldout_fresh_queries.jsonl: 24 more (12 intent questions), written and
   committed before that second tuning round and measured once after it: the blind figure.
+- tests/data/heldout_blind3_queries.jsonl: 22 more (21 with a section), in plainer on-call
+  words ("stop the bleeding", "where do I look", "go back to the previous version"), written
+  and committed before it was ever measured. It shows the section-intent cues do not carry
+  over: hybrid by section MRR 0.574, recall@3 0.73; by runbook 0.939 and 0.95. One cue-free
+  idea (the section type whose corpus centroid is nearest the question, used when no cue
+  fires) was judged on the tuning sets only (no change there) and measured once on the three
+  held-out sets: 0.951 / 0.924 / 0.601 by section against 0.989 / 0.910 / 0.574 today, a
+  loss on the first set, so it was not adopted.
+  Its coverage: 21 of 22 covered; "after reverting a release, how do I confirm everything is
+  healthy again" (relevance 0.463) is refused, the threshold left where it was calibrated.
 - Tuning only ever used tests/data/tuning_queries.jsonl and labelled_queries.jsonl.
 - tests/data/out_of_scope.jsonl: 24 questions no runbook covers, half of them near-misses.
 """
@@ -31,6 +41,7 @@ HELDOUT = ("heldout_queries.jsonl", "heldout_fresh_queries.jsonl")
 # on the first set (0.989), not on the blind second one (0.910, two questions at rank 2 and
 # one at 3): its floor is what was measured, so that a regression fails.
 SECTION_MRR_FLOOR = {"heldout_queries.jsonl": 0.97, "heldout_fresh_queries.jsonl": 0.90}
+BLIND3 = "heldout_blind3_queries.jsonl"
 
 
 def load(name: str) -> list[dict[str, str]]:
@@ -79,7 +90,7 @@ def index(built_index: Path) -> Index:
 
 
 def test_the_query_sets_are_big_enough_and_point_at_real_chunks(index: Index):
-    heldout = load(HELDOUT[0]) + load(HELDOUT[1])
+    heldout = load(HELDOUT[0]) + load(HELDOUT[1]) + load(BLIND3)
     assert len(load(HELDOUT[0])) >= 40 and len(load("out_of_scope.jsonl")) >= 20
     sections = {(c.source, c.chunk_id.split("#", 1)[1]) for c in index.chunks}
     for q in heldout + load("tuning_queries.jsonl"):
@@ -108,6 +119,18 @@ def test_hybrid_finds_the_section_and_beats_each_ranking_alone(index: Index, nam
     assert hybrid["recall_at_3"] == 1.0
     assert hybrid["mrr"] >= SECTION_MRR_FLOOR[name]
     assert hybrid["mrr"] > max(figures["dense"]["mrr"], figures["bm25"]["mrr"])
+
+
+def test_the_third_blind_set_holds_its_first_measurement(index: Index, record_property):
+    """Far below the target, and recorded as such: the floors are the first measurement
+    (rounded down), so that a regression fails and an improvement shows."""
+    queries = load(BLIND3)
+    by_runbook = measure(index, "hybrid", queries, by_section=False)
+    by_section = measure(index, "hybrid", queries)
+    print(f"\n{BLIND3}: by runbook {by_runbook}, by section {by_section}")
+    record_property("blind3", {"runbook": by_runbook, "section": by_section})
+    assert by_runbook["mrr"] >= 0.93 and by_runbook["recall_at_3"] >= 0.95
+    assert by_section["mrr"] >= 0.57 and by_section["recall_at_3"] >= 0.72
 
 
 def test_recall_at_3_on_the_older_labelled_runbook_queries(services: Services):

@@ -51,6 +51,7 @@ class LLMRequest:
     messages: list[dict[str, str]]
     step: StepSpec | None = None
     draft: str = ""  # the answer under review, for purpose="review"
+    prior: str = ""  # the previous turn a follow-up builds on (RunState.prior)
     schema: dict[str, Any] | None = None
     max_output_tokens: int = 1024
     """Sent as max_tokens, so a budget reservation is a true ceiling for the call."""
@@ -81,6 +82,20 @@ class Provider(Protocol):
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 CITATION = re.compile(r"\[([^\[\]\s]+#[^\[\]\s]+)\]")
 """A citation marker in answer text: [runbook.md#section]."""
+
+
+# Words that make a task a regression after a change, where undoing the change comes first.
+_REGRESSION = re.compile(
+    r"\bregress|\b(?:after|since|following)\s+(?:the\s+|a\s+|our\s+|last\s+|this\s+)?"
+    r"(?:\w+\s+)?(?:deploy|deployment|release|rollout|upgrade)",
+    re.IGNORECASE,
+)
+
+
+def is_regression(task: str) -> bool:
+    """A regression after a change: the reviewer wants the rollback cited, and the offline
+    provider puts it first."""
+    return bool(_REGRESSION.search(task))
 
 
 def cited_ids(text: str) -> list[str]:

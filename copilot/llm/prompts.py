@@ -19,6 +19,9 @@ GUARD = (
 MAX_PLAN_STEPS = 8
 """The planner's limit, shared by the schema, the prompt and the offline planner."""
 
+DIRECT_STEP = "What to do now"
+"""Title of the first step: the one to three lines to act on first, before the details."""
+
 PLAN_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["steps"],
@@ -60,16 +63,31 @@ def render_passages(passages: list[Passage]) -> str:
     )
 
 
-def plan_messages(task: str, passages: list[Passage], tools_doc: str) -> list[dict[str, str]]:
+def render_prior(prior: str) -> str:
+    """The previous turn of a follow-up, as data: answer what is new, not all of it again."""
+    if not prior:
+        return ""
+    return (
+        "\n\nThis task follows up on the previous turn below, which the analyst has already "
+        "read. Answer what the follow-up asks; do not repeat what that answer said.\n"
+        f"<data>\n{prior}\n</data>"
+    )
+
+
+def plan_messages(
+    task: str, passages: list[Passage], tools_doc: str, prior: str = ""
+) -> list[dict[str, str]]:
     system = (
         "You are the planner of an operations copilot. Break the analyst's task into at most "
-        f"{MAX_PLAN_STEPS} concrete steps grounded in the runbook passages. Every step cites "
-        "the ids of the "
-        "passages it relies on. Use action 'tool' only for the tools listed.\n"
+        f"{MAX_PLAN_STEPS} concrete steps grounded in the runbook passages. The first step is "
+        f"an 'answer' step titled '{DIRECT_STEP}': the one to three lines to act on first. "
+        "Every step cites the ids of the "
+        "passages it relies on. Use action 'tool' only for the tools listed. Commands name "
+        "the service of the task, not the runbook's example service.\n"
         f"{tools_doc}\n{GUARD}\nReply with JSON only, matching this schema:\n"
         f"{json.dumps(PLAN_SCHEMA)}"
     )
-    user = f"Task:\n{task}\n\nRunbook passages:\n{render_passages(passages)}"
+    user = f"Task:\n{task}{render_prior(prior)}\n\nRunbook passages:\n{render_passages(passages)}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
@@ -85,17 +103,19 @@ def execute_messages(
     step: StepSpec,
     passages: list[Passage],
     tool_results: list[tuple[str, str]] | None = None,
+    prior: str = "",
 ) -> list[dict[str, str]]:
     # Plain Markdown, not JSON: this reply streams straight into the chat as it is written.
     system = (
         "You are the executor of an operations copilot. Carry out one step of the plan by "
         "writing precise, actionable instructions drawn only from the runbook passages, as "
         "Markdown bullet lines. End every line with the id of the passage it comes from in "
-        f"square brackets, e.g. [runbook.md#mitigation].\n{GUARD}\nReply with the bullet "
-        "lines only."
+        f"square brackets, e.g. [runbook.md#mitigation]. For the step '{DIRECT_STEP}' write "
+        "one to three lines. Adapt a runbook command to the task's service by changing only "
+        f"the service name.\n{GUARD}\nReply with the bullet lines only."
     )
     user = (
-        f"Task:\n{task}\n\nStep: {step.title}\n\nRunbook passages:\n"
+        f"Task:\n{task}{render_prior(prior)}\n\nStep: {step.title}\n\nRunbook passages:\n"
         f"{render_passages(passages)}{render_tool_results(tool_results or [])}"
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]

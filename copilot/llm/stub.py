@@ -1,9 +1,12 @@
 """The offline, deterministic provider: useful on its own, not an echo.
 
-It plans from the section structure of the retrieved runbooks (diagnose -> mitigate ->
-verify -> escalate), proposes the tool actions those runbooks name when the task asks for
-them, answers each step with the runbook lines that best match the task (each line citing
-its passage), and reviews a draft by checking every line against the passages it cites.
+It plans from the section structure of the retrieved runbooks: first "What to do now" (one to
+three lines to act on), then diagnose -> mitigate -> verify -> escalate; a follow-up gets the
+direct answer to what it asks and at most one step the previous answer did not cite. It
+proposes the tool actions those runbooks name when the task asks for them, answers each step
+with the runbook lines that best match the task (each line citing its passage, commands
+adapted to the task's service by copilot.names), and reviews a draft by checking every line
+against the passages it cites.
 Same input, same output: tests and demos can rely on it.
 """
 
@@ -22,9 +25,11 @@ from copilot.llm.base import (
     Passage,
     StepSpec,
     count_tokens,
+    is_regression,
     messages_tokens,
 )
-from copilot.llm.prompts import MAX_PLAN_STEPS
+from copilot.llm.prompts import DIRECT_STEP, MAX_PLAN_STEPS
+from copilot.names import adapt_line, task_service
 
 _STAGES = (  # (section words, verb), in the order an operator works through a runbook
     (("symptom", "detect", "signal", "trigger"), "Confirm the symptoms"),
@@ -47,6 +52,10 @@ MIN_SCORE = 0.2  # passages below this cosine similarity are noise for planning
 MAX_ANSWER_STEPS = 4
 _TICKET = re.compile(r"\b[A-Z][A-Z0-9]+-\d+\b")
 MAX_LINES = 6
+MAX_DIRECT_LINES = 3
+_PRIOR_TASK = re.compile(r"Task: (.*)")
+_MITIGATE, _DIAGNOSE = 2, 1  # positions in _STAGES
+_UNDO = re.compile(r"(?i)roll(?:ing)? (?:it )?back|rollback|undo|revert")
 
 # (tool, phrase that names the action in a runbook line, words in the task that ask for it)
 _TOOL_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -97,6 +106,8 @@ def _words(text: str) -> set[str]:
 
 
 def _stage(heading: str) -> int:
+    if " > " not in heading:  # a runbook's introduction, whatever its title says
+        return len(_STAGES)
     section = heading.rsplit(" > ", 1)[-1].lower()
     for position, (words, _) in enumerate(_STAGES):
         if any(w in section for w in words):
@@ -111,18 +122,65 @@ def _relevant(passages: list[Passage]) -> list[Passage]:
 
 
 def _plan(request: LLMRequest) -> dict[str, Any]:
+    """What to do now, then one step per stage of the work, then the tool actions asked for.
+    A follow-up gets what it asks about, not the plan it follows up on once more."""
     passages = _relevant(request.passages)
-    steps: list[dict[str, Any]] = []
-    for p in _one_per_stage(passages):
-        steps.append(
-            {
-                "title": _step_title(p),
-                "action": "answer",
-                "citations": [p.chunk_id],
-            }
-        )
-    steps.extend(_tool_steps(request.task, passages))
+    stages = _one_per_stage(passages) if not request.prior else _follow_up_pick(request, passages)
+    steps = [_answer_step(DIRECT_STEP, _direct_sources(request, passages))]
+    steps += [_answer_step(_step_title(p), [p]) for p in stages]
+    steps += _tool_steps(request, passages)
     return {"steps": steps[:MAX_PLAN_STEPS]}
+
+
+def _answer_step(title: str, sources: list[Passage]) -> dict[str, Any]:
+    return {"title": title, "action": "answer", "citations": [p.chunk_id for p in sources]}
+
+
+def _direct_sources(request: LLMRequest, passages: list[Passage]) -> list[Passage]:
+    """Where the direct answer comes from: for a new task, the top runbook's mitigation and
+    diagnosis; for a follow-up, the passage that best matches what it asks."""
+    ranked = _follow_up_ranked(request, passages)
+    if request.prior:
+        return ranked[:1]
+    top = [p for p in request.passages if p.source == passages[0].source]
+    by_stage = {_stage(p.heading): p for p in reversed(top)}  # best of each stage wins
+    found = [by_stage[s] for s in (_MITIGATE, _DIAGNOSE) if s in by_stage] or passages[:1]
+    # The passage sharing most words with the task, when another runbook holds it ("too
+    # many connections" is a line of the 5xx runbook, not of the replication-lag one).
+    if ranked and ranked[0].source != found[0].source:
+        found.append(ranked[0])
+    return found
+
+
+def _follow_up_ranked(request: LLMRequest, passages: list[Passage]) -> list[Passage]:
+    """Passages by how much of the follow-up's own words they share; ones the previous
+    answer did not cite first among equals, then retrieval order."""
+    own, shown = _stems(request.task), set(CITATION.findall(request.prior))
+    steps = [p for p in passages if not _SKIP.search(p.heading) and " > " in p.heading]
+
+    def match(p: Passage) -> int:  # shared words, +1 when it names the stage ("check")
+        stage = _stage(p.heading)
+        named = stage < len(_STAGES) and any(w in request.task.lower() for w in _STAGES[stage][0])
+        return len(own & _stems(f"{p.heading} {p.text}")) + int(named)
+
+    return sorted(steps or passages, key=lambda p: (-match(p), p.chunk_id in shown))
+
+
+def _follow_up_pick(request: LLMRequest, passages: list[Passage]) -> list[Passage]:
+    """At most one step beyond the direct answer: a passage the previous answer did not
+    cite that shares words with the follow-up."""
+    own, shown = _stems(request.task), set(CITATION.findall(request.prior))
+    direct = _direct_sources(request, passages)
+    for p in _follow_up_ranked(request, passages):
+        fresh = p.chunk_id not in shown and p not in direct
+        if fresh and own & _stems(f"{p.heading} {p.text}") and not _SKIP.search(p.heading):
+            return [p]
+    return []
+
+
+def _stems(text: str) -> set[str]:
+    """Content words cut to six letters: 'deployed', 'deployment' and 'deploy' meet."""
+    return {w[:6] for w in _words(text)}
 
 
 def _step_title(p: Passage) -> str:
@@ -141,11 +199,14 @@ def _one_per_stage(passages: list[Passage]) -> list[Passage]:
         if _SKIP.search(p.heading.rsplit(" > ", 1)[-1]):
             continue
         best.setdefault(_stage(p.heading), p)
-    return [best[stage] for stage in sorted(best)][:MAX_ANSWER_STEPS]
+    staged = [best[stage] for stage in sorted(best) if stage < len(_STAGES)]
+    # A runbook's introduction ("use this runbook when...") is no step when stages exist.
+    return (staged or [best[stage] for stage in sorted(best)])[:MAX_ANSWER_STEPS]
 
 
-def _tool_steps(task: str, passages: list[Passage]) -> list[dict[str, Any]]:
+def _tool_steps(request: LLMRequest, passages: list[Passage]) -> list[dict[str, Any]]:
     """Tool actions the task asks for, with arguments taken from the runbook line that names it."""
+    task = request.task
     wanted = f" {task.lower()} "
     steps = []
     for tool, phrase, intents in _TOOL_RULES:
@@ -161,7 +222,7 @@ def _tool_steps(task: str, passages: list[Passage]) -> list[dict[str, Any]]:
                         "title": _shorten(line.rstrip("."), 90),
                         "action": "tool",
                         "tool": tool,
-                        "args": _tool_args(tool, task, line, p),
+                        "args": _tool_args(tool, request, line, p),
                         "citations": [p.chunk_id],
                     }
                 )
@@ -169,11 +230,16 @@ def _tool_steps(task: str, passages: list[Passage]) -> list[dict[str, Any]]:
     return steps
 
 
-def _tool_args(tool: str, task: str, line: str, passage: Passage) -> dict[str, Any]:
+def _tool_args(tool: str, request: LLMRequest, line: str, passage: Passage) -> dict[str, Any]:
+    """Arguments from the runbook line, its example paths and names adapted to the task's
+    service; a follow-up ("open a ticket for that") is summarised by the task before it."""
+    task = request.task
+    line = adapt_line(line, task_service(_conversation(request)))
     quoted = re.findall(r"`([^`]+)`", line)
     paths = [q for q in quoted if "/" in q]
     project = re.search(r"project ([A-Z][A-Z0-9]+)", line)
-    summary = task.strip().splitlines()[0][:120]
+    subject = _PRIOR_TASK.match(request.prior) if request.prior else None
+    summary = (subject.group(1) if subject else task).strip().splitlines()[0][:120]
     body = f"{line}\n\nRunbook: {passage.source} ({passage.heading})\nTask: {task.strip()}"
     if tool.startswith("jira.create"):
         return {
@@ -208,19 +274,72 @@ def _lines(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+", body) if s.strip()]
 
 
+def _conversation(request: LLMRequest) -> str:
+    """The task, after the one it follows up on: where the service name is looked up."""
+    subject = _PRIOR_TASK.match(request.prior) if request.prior else None
+    return f"{subject.group(1)}\n{request.task}" if subject else request.task
+
+
 def _execute(request: LLMRequest) -> str:
+    """The step's best runbook lines, commands adapted to the task's service; lines the
+    previous turn already showed come last (a follow-up hears what is new)."""
     step = request.step or StepSpec(title=request.task, action="answer")
     cited = [p for p in request.passages if p.chunk_id in step.citations]
     pool = cited or _relevant(request.passages)[:2]
-    focus = _words(request.task) | _words(step.title)
+    direct = step.title == DIRECT_STEP
+    focus = _stems(request.task) | (set() if direct else _stems(step.title))
+    target = task_service(_conversation(request))
     candidates = [
-        (len(focus & _words(line)), position, line, p.chunk_id)
-        for p in pool
+        (
+            _seen(adapted, request.prior) and not _asked(line, request.task),
+            -len(focus & _stems(line)) - (_urgency(line, request.task) if direct else 0),
+            index,
+            position,
+            adapted,
+            p.chunk_id,
+        )
+        for index, p in enumerate(pool)
         for position, line in enumerate(_lines(p.text))
+        for adapted in [adapt_line(line, target)]
     ]
-    best = sorted(candidates, key=lambda c: (-c[0], c[1]))[:MAX_LINES]
-    best.sort(key=lambda c: (pool.index(next(p for p in pool if p.chunk_id == c[3])), c[1]))
-    return "\n".join(f"- {line} [{chunk_id}]" for _, _, line, chunk_id in best)
+    best = sorted(candidates)[:MAX_LINES]
+    if direct:  # the best line of each cited passage: act, and check, in one glance; what
+        # answers the question beats what is new ("what should I check first?")
+        ranked = sorted(candidates, key=lambda c: (c[1], c[0], c[2], c[3]))
+        best = _one_each(ranked, len(pool)) or ranked[:1]
+    else:
+        best.sort(key=lambda c: (c[2], c[3]))
+    return "\n".join(f"- {c[4]} [{c[5]}]" for c in best)
+
+
+def _urgency(line: str, task: str) -> float:
+    """What makes a line the one to act on first: a command to run, and for a regression
+    after a deploy, undoing it (the reviewer asks for the rollback too)."""
+    undo = 2.0 if is_regression(task) and _UNDO.search(line) else 0.0
+    return undo + (2.0 if _asked(line, task) else 0.0) + (0.5 if "`" in line else 0.0)
+
+
+def _one_each(ranked: list[Any], sources: int) -> list[Any]:
+    """The best-ranked line of each source passage that matches the task: a shared word,
+    or the undo or tool action it asks for."""
+    picked: dict[int, Any] = {}
+    for c in ranked:
+        if c[1] <= -1:
+            picked.setdefault(c[2], c)
+    return sorted(picked.values(), key=ranked.index)[: min(sources, MAX_DIRECT_LINES)]
+
+
+def _asked(line: str, task: str) -> bool:
+    """The line names a tool action the task asks for ("open a ticket for that")."""
+    wanted = f" {task.lower()} "
+    return any(
+        phrase in line.lower() and any(i in wanted for i in intents)
+        for _, phrase, intents in _TOOL_RULES
+    )
+
+
+def _seen(line: str, prior: str) -> bool:
+    return bool(prior) and " ".join(line.split()) in " ".join(prior.split())
 
 
 def _review(request: LLMRequest) -> dict[str, Any]:

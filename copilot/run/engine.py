@@ -13,8 +13,8 @@ from typing import Any
 from copilot import approvals
 from copilot.config import MAX_TASK_CHARS
 from copilot.errors import CopilotError, InputError
-from copilot.retriever import follow_up_query
-from copilot.run import executor, planner, reviewer
+from copilot.retriever import follow_up_query, is_follow_up
+from copilot.run import executor, planner, reviewer, runs
 from copilot.run.context import RunContext, RunHooks
 from copilot.run.journal import Batch, Journal, read_state, write_state
 from copilot.run.lease import is_alive
@@ -50,6 +50,15 @@ def validate_task(task: str) -> str:
     return cleaned
 
 
+def previous_turn(past: list[RunState], task: str) -> str:
+    """What the conversation already answered, when `task` follows up on it: the last
+    finished run's task and answer, so the next answer can say what is new."""
+    done = [s for s in past if s.answer]
+    if not done or not is_follow_up(task):
+        return ""
+    return f"Task: {done[-1].task}\n\nAnswer:\n{done[-1].answer}"
+
+
 class Engine:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
@@ -69,6 +78,9 @@ class Engine:
         # Redacted once, on the way in: what is stored, printed and sent to a provider.
         task = self.ctx.store.redact(validate_task(task)) or ""
         hooks = hooks or RunHooks()
+        past = runs.conversation(self.ctx.store, session_id, user) if session_id else []
+        if history is None:
+            history = [s.task for s in past]
         primary = self.ctx.models.primary
         state = RunState(
             run_id=uuid.uuid4().hex[:12],
@@ -78,7 +90,8 @@ class Engine:
             session_id=session_id,
             provider=primary.name,
             model=primary.model,
-            query=follow_up_query(history or [], task),
+            query=follow_up_query(history, task),
+            prior=previous_turn(past, task),
         )
         created = False
         try:

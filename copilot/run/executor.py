@@ -84,8 +84,11 @@ def _answer(
         "execute",
         state.task,
         list(passages.values()),
-        prompts.execute_messages(state.task, spec, list(passages.values()), tool_results(state)),
+        prompts.execute_messages(
+            state.task, spec, list(passages.values()), tool_results(state), state.prior
+        ),
         step=spec,
+        prior=state.prior,
     )
     stream = (lambda delta: hooks.on_text(step.position, delta)) if hooks.streams else None
     step.answer = str(llm(ctx, state, batch, request, stream)["text"]).strip()

@@ -2,7 +2,9 @@
 
 Each bullet line of each answered step is checked against the passages it cites:
 1. the cited chunk was retrieved in this run (else fail);
-2. every `backticked` span occurs verbatim in a cited passage (else fail: an invented command);
+2. every `backticked` span occurs verbatim in a cited passage, or differs from a span of it only
+   by the runbook's example service named where the task's service goes (copilot.names;
+   else fail: an invented command);
 3. the line means what a cited passage says: MiniLM cosine above SUPPORT_THRESHOLD (else warn);
 4. the cited runbook still holds that chunk on disk (else warn: the citation is stale);
 and, for the answer as a whole, 5. a task about a regression after a deploy cites the
@@ -20,7 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from copilot.chunking import chunk_markdown, content_hash
-from copilot.llm.base import Passage
+from copilot.llm.base import Passage, is_regression
+from copilot.names import substitute, task_service
 from copilot.run.state import RunState, StepStatus
 
 # Calibrated on offline answers to 24 tasks of tests/data/tuning_queries.jsonl over the shipped
@@ -35,12 +38,7 @@ SUPPORT_THRESHOLD = 0.60
 _CITATION = re.compile(r"\s*\[([^\[\]\s]+#[^\[\]\s]*)\]")
 _BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _CODE = re.compile(r"`([^`\n]+)`")
-# Words that make a task a regression after a change, where undoing the change comes first.
-_REGRESSION = re.compile(
-    r"\bregress|\b(?:after|since|following)\s+(?:the\s+|a\s+|our\s+|last\s+|this\s+)?"
-    r"(?:\w+\s+)?(?:deploy|deployment|release|rollout|upgrade)",
-    re.IGNORECASE,
-)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _REMEDY = re.compile(r"mitigat|rollback|roll back|roll-back", re.IGNORECASE)
 
 
@@ -117,6 +115,9 @@ def _check_commands(state: RunState, lc: LineCheck) -> None:
     texts = [_squash(state.passages[c].text) for c in lc.citations if c in state.passages]
     if not texts:
         return  # nothing to compare with: rule 1 already failed the line
+    # The one substitution allowed: the runbook's example service -> the task's service.
+    if target := task_service(state.query or state.task):
+        texts += [substitute(t, target) for t in texts]
     for command in _CODE.findall(lc.text):
         if not any(_squash(command) in t for t in texts):
             lc.problem("fail", f"quotes `{command[:80]}`, which is not in the cited passage")
@@ -158,9 +159,12 @@ def _check_support(state: RunState, lines: list[LineCheck], encoder: Encoder) ->
 
 
 def passage_units(p: Passage) -> list[str]:
-    """The passage whole, and each of its non-empty lines (bullets, sentences of a step)."""
-    parts = [plain(ln) for ln in p.text.splitlines()]
-    return [p.text, *dict.fromkeys(x for x in parts if len(x) > 3 and not x.startswith("#"))]
+    """The passage whole, each of its non-empty lines (bullets, steps) and, for a line of
+    several sentences (an introduction paragraph), each sentence: an answer may quote one."""
+    lines = [plain(ln) for ln in p.text.splitlines()]
+    lines = [x for x in lines if len(x) > 3 and not x.startswith("#")]
+    sentences = [s for s in _SENTENCE.split(" ".join(lines)) if len(s) > 3]
+    return [p.text, *dict.fromkeys(lines + sentences)]
 
 
 def stale_citations(state: RunState, corpus: Path) -> dict[str, str]:
@@ -190,10 +194,6 @@ def _chunk_hashes(corpus: Path, source: str) -> dict[str, str] | None:
     except (OSError, UnicodeDecodeError):
         return None
     return {c.chunk_id: c.content_hash for c in chunk_markdown(source, text)}
-
-
-def is_regression(task: str) -> bool:
-    return bool(_REGRESSION.search(task))
 
 
 def missing_remedy(state: RunState, corpus: Path | None) -> list[str]:

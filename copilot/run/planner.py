@@ -18,8 +18,9 @@ from copilot.run.view import plural
 
 def retrieve(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> None:
     hooks.on_step("retriever", "Searching the runbooks", "running")
-    # The planner sees twice the usual passages so it can cover every stage of a runbook.
-    hits = ctx.retriever.search(state.query, ctx.settings.top_k * 2)
+    # The planner sees twice the usual passages, and all of the best runbook, so it can
+    # cover every stage of the work.
+    hits = ctx.retriever.search_with_runbook(state.query, ctx.settings.top_k * 2)
     state.note_passages([to_passage(h) for h in hits])
     state.covered, state.relevance = covers(hits[:3]), round(relevance(hits[:3]), 4)
     task = assess(state.task, "task")
@@ -50,8 +51,9 @@ def plan(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> Non
         "plan",
         state.task,
         passages,
-        prompts.plan_messages(state.task, passages, ctx.tools.planner_doc()),
+        prompts.plan_messages(state.task, passages, ctx.tools.planner_doc(), state.prior),
         schema=prompts.PLAN_SCHEMA,
+        prior=state.prior,
     )
     data = llm(ctx, state, batch, request)
     state.steps = [_step(ctx, position, raw) for position, raw in enumerate(data["steps"], 1)]

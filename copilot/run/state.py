@@ -67,6 +67,9 @@ class RunState:
     model: str = ""
     status: str = RunStatus.RUNNING
     query: str = ""
+    # The conversation's previous turn (task and answer) when this task follows up on it:
+    # the answer says what is new instead of repeating it. Empty for a new subject.
+    prior: str = ""
     covered: bool = True  # False: no runbook covers the task (relevance below the threshold)
     relevance: float = 0.0
     passages: dict[str, Passage] = field(default_factory=dict)

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from copilot.names import find_service
+
 
 class Files(Protocol):
     """Where files are read from: the live GitHub repository or the sandbox repository."""
@@ -73,7 +75,7 @@ _DURATION = re.compile(
 def parse_intent(task: str, services: list[str]) -> Intent | None:
     """What the task asks to change, or None when it asks for none of the known edits."""
     text = task.lower()
-    service = _service(text, services)
+    service = find_service(text, services)
     if re.search(r"\bflag\b|kill[- ]switch", text):
         enable = bool(re.search(r"\b(enable|turn on|switch on|re-enable)\b", text))
         return Intent("flag", service, "on" if enable else "off", flag=_flag_name(text))
@@ -98,11 +100,6 @@ def parse_intent(task: str, services: list[str]) -> Intent | None:
     if "timeout" in text or "time out" in text:
         return Intent("timeout", service, _after_to(text, _DURATION), raise_=not lower)
     return None
-
-
-def _service(text: str, services: list[str]) -> str | None:
-    found = [(m.start(), s) for s in services if (m := re.search(rf"\b{re.escape(s)}\b", text))]
-    return min(found)[1] if found else None
 
 
 def _flag_name(text: str) -> str | None:
