@@ -202,8 +202,9 @@ def test_injection_in_the_task_fails_review_and_blocks_writes(services: Services
 
 def test_follow_up_keeps_the_subject_of_the_previous_task(services: Services):
     first = services.run("Kafka consumer lag keeps growing on the orders topic")
-    follow = services.run("what should I check first?", history=[first.task])
-    assert as_dict(follow)["citations"][0]["source"] == "message-queue-consumer-lag.md"
+    follow = services.run("what should I check first?", history=[first])
+    # The follow-up stays on its subject: no other runbook's diagnosis slips in.
+    assert {c["source"] for c in as_dict(follow)["citations"]} == {"message-queue-consumer-lag.md"}
 
 
 def test_secrets_in_a_task_never_reach_the_store(services: Services):
@@ -392,7 +393,7 @@ def test_a_task_no_runbook_covers_gets_a_warn_and_no_action(services: Services):
 
 def test_an_unrelated_follow_up_does_not_inherit_the_previous_passages(services: Services):
     first = services.run("Pods in checkout are OOMKilled")
-    other = services.run("our postgres replica is minutes behind", history=[first.task])
+    other = services.run("our postgres replica is minutes behind", history=[first])
     assert as_dict(other)["citations"][0]["source"] == "postgres-replication-lag.md"
     assert other.query == "our postgres replica is minutes behind"
 

@@ -125,8 +125,11 @@ def _plan(request: LLMRequest) -> dict[str, Any]:
     """What to do now, then one step per stage of the work, then the tool actions asked for.
     A follow-up gets what it asks about, not the plan it follows up on once more."""
     passages = _relevant(request.passages)
-    stages = _one_per_stage(passages) if not request.prior else _follow_up_pick(request, passages)
-    steps = [_answer_step(DIRECT_STEP, _direct_sources(request, passages))]
+    direct = _direct_sources(request, passages)
+    stages = (
+        _follow_up_pick(request, passages, direct) if request.prior else _one_per_stage(passages)
+    )
+    steps = [_answer_step(DIRECT_STEP, direct)]
     steps += [_answer_step(_step_title(p), [p]) for p in stages]
     steps += _tool_steps(request, passages)
     return {"steps": steps[:MAX_PLAN_STEPS]}
@@ -153,9 +156,11 @@ def _direct_sources(request: LLMRequest, passages: list[Passage]) -> list[Passag
 
 
 def _follow_up_ranked(request: LLMRequest, passages: list[Passage]) -> list[Passage]:
-    """Passages by how much of the follow-up's own words they share; ones the previous
-    answer did not cite first among equals, then retrieval order."""
-    own, shown = _stems(request.task), set(CITATION.findall(request.prior))
+    """Passages by how much of the follow-up's own words they share; among equals, the
+    runbooks the previous answer cited (a follow-up stays on its subject: "what should I
+    check first?" after a Kafka question means Kafka's diagnosis, not another runbook's),
+    then ones it did not cite yet, then retrieval order."""
+    own, (shown, subject) = _stems(request.task), _cited(request)
     steps = [p for p in passages if not _SKIP.search(p.heading) and " > " in p.heading]
 
     def match(p: Passage) -> int:  # shared words, +1 when it names the stage ("check")
@@ -163,16 +168,34 @@ def _follow_up_ranked(request: LLMRequest, passages: list[Passage]) -> list[Pass
         named = stage < len(_STAGES) and any(w in request.task.lower() for w in _STAGES[stage][0])
         return len(own & _stems(f"{p.heading} {p.text}")) + int(named)
 
-    return sorted(steps or passages, key=lambda p: (-match(p), p.chunk_id in shown))
+    return sorted(
+        steps or passages,
+        key=lambda p: (-match(p), not _on_subject(p, request, subject), p.chunk_id in shown),
+    )
 
 
-def _follow_up_pick(request: LLMRequest, passages: list[Passage]) -> list[Passage]:
-    """At most one step beyond the direct answer: a passage the previous answer did not
-    cite that shares words with the follow-up."""
-    own, shown = _stems(request.task), set(CITATION.findall(request.prior))
-    direct = _direct_sources(request, passages)
+def _cited(request: LLMRequest) -> tuple[set[str], set[str]]:
+    """The chunks the previous answer cited, and their runbooks."""
+    shown = set(CITATION.findall(request.prior))
+    return shown, {chunk_id.split("#", 1)[0] for chunk_id in shown}
+
+
+def _on_subject(p: Passage, request: LLMRequest, cited: set[str]) -> bool:
+    """A runbook the previous answer cited or named ("... using the Rollback a Bad Deploy
+    runbook"): where a follow-up that refers back is answered."""
+    title = p.heading.split(" > ", 1)[0].lower()
+    return not cited or p.source in cited or title in request.prior.lower()
+
+
+def _follow_up_pick(
+    request: LLMRequest, passages: list[Passage], direct: list[Passage]
+) -> list[Passage]:
+    """At most one step beyond the direct answer: a passage of the subject's runbooks the
+    previous answer did not cite that shares words with the follow-up."""
+    own, (shown, subject) = _stems(request.task), _cited(request)
     for p in _follow_up_ranked(request, passages):
         fresh = p.chunk_id not in shown and p not in direct
+        fresh = fresh and _on_subject(p, request, subject)
         if fresh and own & _stems(f"{p.heading} {p.text}") and not _SKIP.search(p.heading):
             return [p]
     return []
@@ -238,8 +261,7 @@ def _tool_args(tool: str, request: LLMRequest, line: str, passage: Passage) -> d
     quoted = re.findall(r"`([^`]+)`", line)
     paths = [q for q in quoted if "/" in q]
     project = re.search(r"project ([A-Z][A-Z0-9]+)", line)
-    subject = _PRIOR_TASK.match(request.prior) if request.prior else None
-    summary = (subject.group(1) if subject else task).strip().splitlines()[0][:120]
+    summary = (_prior_task(request) or task).strip().splitlines()[0][:120]
     body = f"{line}\n\nRunbook: {passage.source} ({passage.heading})\nTask: {task.strip()}"
     if tool.startswith("jira.create"):
         return {
@@ -274,10 +296,15 @@ def _lines(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+", body) if s.strip()]
 
 
+def _prior_task(request: LLMRequest) -> str:
+    """The task a follow-up builds on, from the previous turn (engine.previous_turn)."""
+    subject = _PRIOR_TASK.match(request.prior)
+    return subject.group(1) if subject else ""
+
+
 def _conversation(request: LLMRequest) -> str:
     """The task, after the one it follows up on: where the service name is looked up."""
-    subject = _PRIOR_TASK.match(request.prior) if request.prior else None
-    return f"{subject.group(1)}\n{request.task}" if subject else request.task
+    return "\n".join(filter(None, [_prior_task(request), request.task]))
 
 
 def _execute(request: LLMRequest) -> str:

@@ -65,22 +65,25 @@ class Engine:
         self.journal = Journal(ctx.store)
 
     # starting ---------------------------------------------------------------------------
+    def _conversation(self, session_id: str, user: str) -> list[RunState]:
+        return runs.conversation(self.ctx.store, session_id, user) if session_id else []
+
     def start(
         self,
         task: str,
         *,
         user: str,
         session_id: str = "",
-        history: list[str] | None = None,
+        history: list[RunState] | None = None,
         hooks: RunHooks | None = None,
         role: str | None = None,
     ) -> RunState:
         # Redacted once, on the way in: what is stored, printed and sent to a provider.
         task = self.ctx.store.redact(validate_task(task)) or ""
         hooks = hooks or RunHooks()
-        past = runs.conversation(self.ctx.store, session_id, user) if session_id else []
-        if history is None:
-            history = [s.task for s in past]
+        # The conversation's earlier runs: the caller's copy when it has one (the chat
+        # just drew them), else read once from the store.
+        past = history if history is not None else self._conversation(session_id, user)
         primary = self.ctx.models.primary
         state = RunState(
             run_id=uuid.uuid4().hex[:12],
@@ -90,7 +93,7 @@ class Engine:
             session_id=session_id,
             provider=primary.name,
             model=primary.model,
-            query=follow_up_query(history, task),
+            query=follow_up_query([s.task for s in past], task),
             prior=previous_turn(past, task),
         )
         created = False

@@ -164,7 +164,7 @@ def details(result: dict[str, Any]) -> None:
     )
 
 
-def run_task(task: str, session_id: str, history: list[str]) -> RunState | None:
+def run_task(task: str, session_id: str, history: list[RunState]) -> RunState | None:
     """Run one task with live progress; a user error is shown, never a traceback."""
     try:
         task = validate_task(task)
@@ -268,7 +268,7 @@ def main() -> None:
     with st.chat_message("user"):
         st.text(ui.first_line(task) if task.strip() else "(empty)")
     with st.chat_message("assistant"):
-        done = run_task(task, session_id, [s.task for s in past])
+        done = run_task(task, session_id, past)
         if done is not None:
             render_result(as_dict(done))
 
