@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from copilot.config import Settings
@@ -15,7 +16,7 @@ from copilot.governance.policy import Decision, Policy, load_policy
 from copilot.guard import Redactor
 from copilot.index import Encoder
 from copilot.llm import Models, get_provider
-from copilot.pgstore import PgStore
+from copilot.pgstore import PgStore, is_postgres_url
 from copilot.retriever import Retriever
 from copilot.run.context import PolicyDecision, RunContext
 from copilot.run.engine import Engine, sweep
@@ -37,6 +38,13 @@ def open_store(settings: Settings) -> Store:
         )
         return cast(Store, store)
     return Store(settings.db_path, lock_timeout_s=settings.db_lock_timeout_s, redact=redact)
+
+
+def store_at(target: str | Path, *, redact: Redactor | None = None) -> Store:
+    """A store from a DuckDB file path or a postgresql:// URL (the CLI's store copy, workers)."""
+    if is_postgres_url(str(target)):
+        return cast(Store, PgStore(str(target), redact=redact))
+    return Store(Path(target), redact=redact)
 
 
 def make_retriever(settings: Settings, encoder: Callable[[], Encoder] = get_embedder) -> Retriever:
