@@ -139,11 +139,18 @@ class Transaction:
         self.insert_many(table, [row])
 
     def insert_many(
-        self, table: str, rows: list[dict[str, Any]], *, upsert: tuple[str, ...] = ()
+        self,
+        table: str,
+        rows: list[dict[str, Any]],
+        *,
+        upsert: tuple[str, ...] = (),
+        redact: bool = True,
     ) -> None:
         """All rows in one multi-row statement: DuckDB pays ~2 ms per statement, so one
         statement per table per step boundary, not one per row. `upsert` names the key
-        columns: a row with the same key is replaced."""
+        columns: a row with the same key is replaced. `redact=False` copies stored rows
+        as they are (store copy: already redacted, password hashes exact)."""
+        clean = self._clean if redact else _same
         if not rows:
             return
         columns = list(rows[0])
@@ -151,7 +158,7 @@ class Transaction:
         for chunk in _chunks(rows, 500):
             marks = ", ".join(f"({', '.join('?' for _ in columns)})" for _ in chunk)
             sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {marks}{tail}"
-            self._run(sql, [self._clean(row[c]) for row in chunk for c in columns])
+            self._run(sql, [clean(row[c]) for row in chunk for c in columns])
 
     def audit(
         self,
@@ -202,6 +209,10 @@ class Transaction:
         return self._head
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def write_head(path: Path, seq: int, digest: str) -> None:
     """Write the chain head atomically (temp file + rename). A failure is logged, not
     raised: the events are committed, and `audit verify` reports a stale head."""
@@ -242,6 +253,15 @@ class ReadSession:
         cursor = self._conn.execute(self.dialect.sql(sql), list(params))
         names = [d[0] for d in cursor.description or []]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def batches(
+        self, sql: str, params: Sequence[Any] = (), *, size: int = 5000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Rows as dicts, `size` at a time (a whole table without holding it in memory)."""
+        cursor = self._conn.execute(self.dialect.sql(sql), list(params))
+        names = [d[0] for d in cursor.description or []]
+        while rows := cursor.fetchmany(size):
+            yield [dict(zip(names, row, strict=True)) for row in rows]
 
     def frame(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """A pandas DataFrame; DuckDB builds it natively (fast at a million rows)."""
