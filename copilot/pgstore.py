@@ -152,6 +152,7 @@ class PgStore:
             try:
                 with conn.transaction():
                     yield tx
+                    tx.append_audit()
             except psycopg.errors.LockNotAvailable as exc:
                 raise StoreBusy(
                     f"The governance DB {self.label} kept a lock for {self.lock_timeout_s:.0f} s;"

@@ -93,7 +93,7 @@ class Transaction:
         self._conn = conn
         self._redact = redact
         self.dialect = dialect
-        self._head: str | None = None
+        self._queued: list[dict[str, Any]] = []
         self.appended_head: tuple[int, str] | None = None
         """(seq, hash) of the last event this transaction appended, for the head file."""
 
@@ -168,24 +168,33 @@ class Transaction:
         reason: str,
         run_id: str | None = None,
         detail: dict[str, Any] | None = None,
-    ) -> str:
-        """Append one audit event chained to the previous one; returns its hash."""
+    ) -> None:
+        """Append one audit event chained to the previous one (at commit)."""
         event = {"actor": actor, "action": action, "reason": reason, "run_id": run_id}
-        return self.audit_many([event | {"detail": detail}])
+        self.audit_many([event | {"detail": detail}])
 
-    def audit_many(self, events: list[dict[str, Any]]) -> str:
-        """Append events in order, chained, in one statement; returns the last hash.
+    def audit_many(self, events: list[dict[str, Any]]) -> None:
+        """Queue events, in order, for appending at commit (`append_audit`)."""
+        self._queued.extend(events)
 
-        Every field is redacted first and the hash covers exactly the stored values, so a
-        secret never reaches the file and the chain still verifies. nextval() in a
-        multi-row VALUES list numbers the rows in list order."""
-        if self._head is None:
-            # Replicas on PostgreSQL append concurrently: one at a time, or the chain forks.
-            self.lock("audit_chain")
-            last = self.value("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-            self._head = last or GENESIS_HASH
+    def append_audit(self) -> None:
+        """Append the queued events, chained, in one statement, just before commit.
+
+        Last, so the chain lock is the last lock any transaction takes: row locks come
+        first everywhere, and two replicas can never wait on each other in a cycle; the
+        chain lock is also held only for this statement and the commit. Every field is
+        redacted first and the hash covers exactly the stored values, so a secret never
+        reaches the store and the chain still verifies. nextval() in a multi-row VALUES list
+        numbers the rows in list order."""
+        if not self._queued:
+            return
+        # Replicas on PostgreSQL append concurrently: one at a time, or the chain forks.
+        self.lock("audit_chain")
+        last = self.value("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        head = last or GENESIS_HASH
         values: list[Any] = []
-        for event in events:
+        now = utcnow()
+        for event in self._queued:
             row = {
                 "run_id": self._clean(event.get("run_id")),
                 "actor": self._clean(event["actor"]),
@@ -194,19 +203,19 @@ class Transaction:
                 "detail": self._clean(
                     json.dumps(event.get("detail") or {}, sort_keys=True, default=str)
                 ),
-                "created_at": utcnow(),
+                "created_at": now,
             }
-            digest = chain_hash(self._head, row)
-            values += [*row.values(), self._head, digest]
-            self._head = digest
-        marks = ", ".join("(nextval('audit_seq'), ?, ?, ?, ?, ?, ?, ?, ?)" for _ in events)
+            digest = chain_hash(head, row)
+            values += [*row.values(), head, digest]
+            head = digest
+        marks = ", ".join("(nextval('audit_seq'), ?, ?, ?, ?, ?, ?, ?, ?)" for _ in self._queued)
         inserted = self._run(
             "INSERT INTO audit_events (seq, run_id, actor, action, reason, detail, created_at,"
             f" prev_hash, hash) VALUES {marks} RETURNING seq",
             values,
         ).fetchall()
-        self.appended_head = (max(int(r[0]) for r in inserted), self._head)
-        return self._head
+        self._queued = []
+        self.appended_head = (max(int(r[0]) for r in inserted), head)
 
 
 def _same(value: Any) -> Any:
@@ -322,6 +331,7 @@ class Store:
             tx = Transaction(conn, self.redact, DUCKDB)
             try:
                 yield tx
+                tx.append_audit()
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
