@@ -158,6 +158,13 @@ class PgStore:
                     f"The governance DB {self.label} kept a lock for {self.lock_timeout_s:.0f} s;"
                     " another replica holds it. Try again (or raise COPILOT_DB_LOCK_TIMEOUT)."
                 ) from exc
+            except psycopg.errors.DeadlockDetected as exc:
+                # Should not happen (rows are locked approvals first, then runs, then the
+                # chain at commit), but if it does the transaction was rolled back whole.
+                raise StoreBusy(
+                    f"The governance DB {self.label} broke a lock cycle between two replicas and "
+                    "rolled this change back; nothing was written. Try again."
+                ) from exc
             self.transactions += 1
             if tx.appended_head:
                 write_head(self.head_file, *tx.appended_head)

@@ -288,11 +288,13 @@ def sweep(tx: Transaction) -> list[str]:
 
     Called when any entry point starts (app, CLI, sidecar)."""
     now = utcnow()
+    tx.lock("sweep")  # replicas starting together sweep one after the other
     approvals.expire_stale(tx, now)
     candidates = tx.all(
         "SELECT run_id, owner_token, heartbeat_at FROM runs WHERE status = 'running' "
         "UNION SELECT c.run_id, c.owner_token, r.heartbeat_at FROM tool_calls c JOIN runs r "
-        "USING (run_id) WHERE c.status = 'started' AND r.status = 'awaiting_approval'"
+        "USING (run_id) WHERE c.status = 'started' AND r.status = 'awaiting_approval' "
+        "ORDER BY run_id"
     )
     interrupted: list[str] = []
     for run_id, token, heartbeat in (tuple(c.values()) for c in candidates):
