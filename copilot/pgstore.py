@@ -81,8 +81,9 @@ class PgStore:
         self.label = redact_url(url)
         self.redact = redact or Redactor([p for p in [url_password(url)] if p])
         self.lock_timeout_s = lock_timeout_s
-        self.head_file = (home or Path.cwd()) / HEAD_FILE
-        """This replica's view of the chain head (see `Transaction.audit_many`)."""
+        self.head_file = home / HEAD_FILE if home else None
+        """This replica's copy of the chain head ($COPILOT_HOME/audit_head.json); None for a
+        store opened without a home (store copy), which keeps no head file."""
         self._pool: list[Any] = []
         self._guard = threading.Lock()
         self._pool_size = pool_size
@@ -166,7 +167,7 @@ class PgStore:
                     "rolled this change back; nothing was written. Try again."
                 ) from exc
             self.transactions += 1
-            if tx.appended_head:
+            if tx.appended_head and self.head_file:
                 write_head(self.head_file, *tx.appended_head)
 
     @contextmanager
