@@ -34,7 +34,10 @@ run: index
 sidecar: venv
 	$(PY) -m copilot sidecar --host 127.0.0.1 --port $(SIDECAR_PORT)
 
+# The PostgreSQL store tests start a throwaway cluster: Debian's postgresql (installed here if
+# missing; CI=1 makes a missing server a failure instead of a skip).
 test: venv
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) || (echo "install Debian's postgresql (as root: apt-get install postgresql)" && false)
 	$(PY) -m pytest -m "not e2e" -q
 
 # Browser journey: needs Debian's chromium (installed here if missing).

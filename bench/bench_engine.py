@@ -1,7 +1,8 @@
 """Run engine figures: a governed offline run (warm) and a run against an OpenAI-compatible
 server that takes a fixed time per call.
 
-Run with `make bench` (or `python bench/bench_engine.py`); BENCH_SMOKE=1 runs it briefly.
+Run with `make bench` (or `python bench/bench_engine.py`); BENCH_SMOKE=1 runs it briefly;
+BENCH_BACKEND=postgres puts the governance store on PostgreSQL (bench/backend.py).
 Prints figures; asserts nothing. Per run it reports the store's write transactions and file
 opens, rows written, LLM calls and embedding calls.
 """
@@ -32,6 +33,7 @@ TASKS = (
     "Pods in checkout are OOMKilled; raise the memory limit and open a ticket",
 )
 
+from bench.backend import BACKEND, database_urls  # noqa: E402
 from copilot.config import Settings  # noqa: E402
 from copilot.embeddings import get_embedder  # noqa: E402
 from copilot.index import Encoder  # noqa: E402
@@ -60,8 +62,14 @@ def rows(services: Services) -> int:
     return sum(services.store.query(f"SELECT count(*) AS n FROM {t}")[0]["n"] for t in TABLES)
 
 
+DATABASE_URL = ""
+"""Set by main() from BENCH_BACKEND: "" is the DuckDB file under the home."""
+
+
 def build(home: Path, **overrides: Any) -> Services:
-    settings = Settings(home=home, corpus=REPO / "corpus", auth="none", **overrides)
+    settings = Settings(
+        home=home, corpus=REPO / "corpus", auth="none", database_url=DATABASE_URL, **overrides
+    )
     services = Services(settings)
     services.retriever = make_retriever(settings, CountingEncoder())
     services.retriever.refresh()
@@ -90,7 +98,7 @@ def bench_offline(home: Path) -> None:
             ]
         )
     print(
-        f"governed run, offline, warm ({RUNS} runs): p50 {pct(times, 50):.0f} ms, "
+        f"governed run, offline, warm, {BACKEND} ({RUNS} runs): p50 {pct(times, 50):.0f} ms, "
         f"p95 {pct(times, 95):.0f} ms"
     )
     print(
@@ -154,8 +162,11 @@ def bench_slow_provider(home: Path) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
+    global DATABASE_URL
+    with tempfile.TemporaryDirectory() as tmp, database_urls() as fresh:
+        DATABASE_URL = fresh()
         bench_offline(Path(tmp) / "offline")
+        DATABASE_URL = fresh()
         bench_slow_provider(Path(tmp) / "slow")
 
 

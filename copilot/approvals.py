@@ -171,14 +171,14 @@ def apply_outcome(step: StepState, outcome: Any) -> None:
 
 
 def _pending(tx: Transaction, approval_id: str) -> dict[str, Any]:
-    cursor = tx.conn.execute("SELECT * FROM approvals WHERE approval_id = ?", [approval_id])
-    found = cursor.fetchone()
-    if found is None:
+    # Locked to commit: a second claim (another thread, process or replica) waits here and
+    # then reads the decided row, so exactly one claim goes through.
+    row = tx.one("SELECT * FROM approvals WHERE approval_id = ?", [approval_id], for_update=True)
+    if row is None:
         raise NotFound(
             f"No approval request has id {approval_id!r}; list them with "
             "`python -m copilot approvals` or open the Approvals page."
         )
-    row = dict(zip([d[0] for d in cursor.description or []], found, strict=True))
     if row["status"] != "pending":
         raise InputError(f"Approval {approval_id} is already {row['status']}; nothing to do.")
     return row
@@ -278,11 +278,12 @@ def close_pending(
     tx: Transaction, where: str, params: list[Any], *, status: str, actor: str, note: str
 ) -> int:
     """Close the pending requests matching `where` (SQL over approvals) without running them."""
-    cursor = tx.conn.execute(
-        f"SELECT * FROM approvals WHERE status = 'pending' AND {where}", params
+    # Approval rows are locked before their run's row, as in `claim`: one lock order.
+    rows = tx.all(
+        f"SELECT * FROM approvals WHERE status = 'pending' AND {where} ORDER BY approval_id",
+        params,
+        for_update=True,
     )
-    names = [d[0] for d in cursor.description or []]
-    rows = [dict(zip(names, found, strict=True)) for found in cursor.fetchall()]
     for row in rows:
         try:
             state = read_state(tx, row["run_id"])

@@ -20,15 +20,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from copilot import approvals, export, guard, telemetry
+from copilot import approvals, export, guard, storecopy, telemetry
 from copilot.config import Settings
 from copilot.errors import ConfigError, CopilotError, CorpusError, InputError
 from copilot.governance import audit, budgets, identity
 from copilot.governance.policy import Policy, load_policy
+from copilot.guard import Redactor
+from copilot.pgstore import is_postgres_url, redact_url, url_password
 from copilot.run import runs
 from copilot.run.state import RunState
 from copilot.run.view import as_dict, summary
-from copilot.service import Services
+from copilot.service import Services, store_at
 from copilot.store import utcnow
 from copilot.tools import Toolbox
 
@@ -569,6 +571,17 @@ def _add_governance_commands(sub: Any) -> None:
     budget = sub.add_parser("budget", help="today's LLM spend against each limit")
     budget.add_argument("--user", help="whose spend (default: COPILOT_USER)")
     budget.add_argument("--json", action="store_true", help="print JSON")
+    store_cmd = sub.add_parser("store", help="move the governance DuckDB file into PostgreSQL")
+    store_verbs = store_cmd.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    copy = store_verbs.add_parser("copy", help="copy every table, then verify the audit chain")
+    copy.add_argument(
+        "--to",
+        help="postgresql://USER@HOST[:PORT]/DB (default: COPILOT_DATABASE_URL); leave the "
+        "password out and set it in COPILOT_DATABASE_URL or PGPASSWORD",
+    )
+    copy.add_argument("--from", dest="source", type=Path, help="DuckDB file (default: the home's)")
+    copy.add_argument("--replace", action="store_true", help="delete rows already there first")
+    copy.add_argument("--json", action="store_true", help="print JSON")
     audit_cmd = sub.add_parser("audit", help="list audit events, or `audit verify` the chain")
     audit_cmd.add_argument("verb", nargs="?", choices=["verify"], help="verify the hash chain")
     audit_cmd.add_argument("--head", type=Path, help="head file or export manifest to compare")
@@ -643,6 +656,38 @@ def cmd_budget(services: Services, args: argparse.Namespace, _in: TextIO, out: T
         limit = f"${row['limit_usd']:.6f}" if row["limit_usd"] else "no limit"
         print(f"{row['scope']:<24} {spent}{limit}  [{row['level']}]", file=out)
     return 0
+
+
+def cmd_store(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    settings = services.settings
+    target = args.to or settings.database_url
+    if not is_postgres_url(target):
+        raise InputError(
+            "store copy needs a destination: --to postgresql://USER@HOST/DB or "
+            "COPILOT_DATABASE_URL (the password from that variable or PGPASSWORD)."
+        )
+    source_path = args.source or settings.db_path
+    if not source_path.is_file():
+        raise InputError(f"No governance DuckDB file at {source_path}; pass --from PATH.")
+    redact = Redactor(settings.secret_values())
+    dest = store_at(_with_password(target, settings.database_url), redact=redact)
+    report = storecopy.copy_store(store_at(source_path, redact=redact), dest, replace=args.replace)
+    if args.json:
+        print(json.dumps(storecopy.as_dict(report)), file=out)
+    else:
+        print(f"{source_path} -> {redact_url(target)}", file=out)
+        print("\n".join(storecopy.describe(report)), file=out)
+    return 0 if report.chain.ok else 1
+
+
+def _with_password(url: str, configured: str) -> str:
+    """--to without a password takes the one in COPILOT_DATABASE_URL for the same server
+    (PGPASSWORD needs nothing: libpq reads it)."""
+    if url_password(url) or not url_password(configured):
+        return url
+    if url.split("@")[-1] != configured.split("@")[-1]:
+        return url
+    return configured
 
 
 def cmd_audit(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
@@ -840,4 +885,5 @@ COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int
     "tickets": cmd_tickets,
     "scan": cmd_scan,
     "users": cmd_users,
+    "store": cmd_store,
 }

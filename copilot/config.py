@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -37,6 +38,9 @@ class Settings:
     """COPILOT_BUDGET_USD: spend limit per UTC day across all runs; 0 means no limit."""
     db_lock_timeout_s: float = 20.0
     """COPILOT_DB_LOCK_TIMEOUT: seconds to keep retrying while another process holds the DB."""
+    database_url: str = ""
+    """COPILOT_DATABASE_URL: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB puts the governance
+    store on PostgreSQL (several replicas); empty: the DuckDB file under COPILOT_HOME."""
     llm_provider: str = "stub"
     """LLM_PROVIDER: stub (offline, default), openai or azure."""
     openai_api_key: str = ""
@@ -160,6 +164,11 @@ class Settings:
                 f"use one of {', '.join(BUDGET_ACTIONS)}."
             )
         _check_range("COPILOT_DB_LOCK_TIMEOUT", self.db_lock_timeout_s, 0.1, 600)
+        if self.database_url and urlsplit(self.database_url).scheme not in _PG_SCHEMES:
+            raise ConfigError(
+                "COPILOT_DATABASE_URL must be postgresql://USER@HOST[:PORT]/DB (the password "
+                "may come from PGPASSWORD); unset it to use the DuckDB file under COPILOT_HOME."
+            )
         _check_range("LLM_TIMEOUT_S", self.llm_timeout_s, 0.1, 600)
         _check_range("LLM_MAX_RETRY_S", self.llm_max_retry_s, 0.1, 3600)
 
@@ -205,6 +214,8 @@ class Settings:
         """Values that must never be stored or logged: configured keys, tokens, passwords."""
         names = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_PAT")
         values = [self.openai_api_key, self.azure_api_key, self.github_token, self.jira_api_token]
+        values.append(urlsplit(self.database_url).password or "")
+        values.append(self.extra.get("PGPASSWORD", ""))  # libpq's own variable
         return values + [v for k, v in self.extra.items() if k.upper().endswith(names)]
 
     def available_providers(self) -> list[str]:
@@ -247,6 +258,7 @@ _ENV_FIELDS: dict[str, tuple[str, type]] = {
     "top_k": ("COPILOT_TOP_K", int),
     "budget_usd": ("COPILOT_BUDGET_USD", float),
     "db_lock_timeout_s": ("COPILOT_DB_LOCK_TIMEOUT", float),
+    "database_url": ("COPILOT_DATABASE_URL", str),
     "llm_provider": ("LLM_PROVIDER", str),
     "openai_api_key": ("OPENAI_API_KEY", str),
     "openai_model": ("OPENAI_MODEL", str),
@@ -284,6 +296,7 @@ _ENV_FIELDS: dict[str, tuple[str, type]] = {
 }
 
 
+_PG_SCHEMES = ("postgresql", "postgres")
 _LOWERCASE = ("LLM_PROVIDER", "COPILOT_BUDGET_ACTION", "COPILOT_AUTH")
 
 

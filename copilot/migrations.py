@@ -3,18 +3,28 @@
 Each `mNNN_...` function runs inside a transaction together with its row in
 `schema_migrations`, so a failing migration leaves nothing behind. Never rename or edit one
 that has shipped: add a new one. All TIMESTAMP columns hold UTC.
+
+The same DDL runs on DuckDB and PostgreSQL (copilot/pgstore.py), so it sticks to types both
+spell alike: `DOUBLE PRECISION` (DuckDB's DOUBLE under its standard name; files created with
+the old spelling have the very same column type), VARCHAR, INTEGER, BIGINT, BOOLEAN, TIMESTAMP.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import duckdb
-
-Migration = Callable[[duckdb.DuckDBPyConnection], None]
+from typing import Any, Protocol
 
 
-def m001_initial(conn: duckdb.DuckDBPyConnection) -> None:
+class Executes(Protocol):
+    """A DuckDB or psycopg connection: migrations only run plain DDL on it."""
+
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+
+Migration = Callable[[Executes], None]
+
+
+def m001_initial(conn: Executes) -> None:
     conn.execute("""
         CREATE TABLE runs (
             run_id VARCHAR PRIMARY KEY,
@@ -27,7 +37,7 @@ def m001_initial(conn: duckdb.DuckDBPyConnection) -> None:
             plan_json VARCHAR,
             answer VARCHAR,
             verdict VARCHAR,
-            cost_usd DOUBLE DEFAULT 0,
+            cost_usd DOUBLE PRECISION DEFAULT 0,
             error VARCHAR,
             created_at TIMESTAMP NOT NULL,
             finished_at TIMESTAMP
@@ -67,8 +77,8 @@ def m001_initial(conn: duckdb.DuckDBPyConnection) -> None:
             model VARCHAR NOT NULL,
             prompt_tokens INTEGER NOT NULL DEFAULT 0,
             completion_tokens INTEGER NOT NULL DEFAULT 0,
-            latency_ms DOUBLE NOT NULL,
-            cost_usd DOUBLE,                  -- NULL when the model has no known price
+            latency_ms DOUBLE PRECISION NOT NULL,
+            cost_usd DOUBLE PRECISION,                  -- NULL when the model has no known price
             status VARCHAR NOT NULL,          -- ok, failed
             error_class VARCHAR,
             attempts INTEGER NOT NULL DEFAULT 1,
@@ -112,14 +122,14 @@ def m001_initial(conn: duckdb.DuckDBPyConnection) -> None:
             result_json VARCHAR,
             error VARCHAR,
             approval_id VARCHAR,
-            latency_ms DOUBLE,
+            latency_ms DOUBLE PRECISION,
             created_at TIMESTAMP NOT NULL
         )""")
     conn.execute("CREATE INDEX llm_usage_created ON llm_usage (created_at)")
     conn.execute("CREATE INDEX audit_run ON audit_events (run_id)")
 
 
-def m002_run_engine(conn: duckdb.DuckDBPyConnection) -> None:
+def m002_run_engine(conn: Executes) -> None:
     """A run is a saved state any process can advance; approvals are bound to what they allow.
 
     runs.state_json is the engine's RunState (statuses now include interrupted); the owner
@@ -150,15 +160,15 @@ def m002_run_engine(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("CREATE INDEX tool_calls_key ON tool_calls (idempotency_key)")
 
 
-def m003_budgets(conn: duckdb.DuckDBPyConnection) -> None:
+def m003_budgets(conn: Executes) -> None:
     """Spend reserved before each LLM call and settled after (copilot/governance/budgets.py)."""
     conn.execute("""
         CREATE TABLE reservations (
             id VARCHAR PRIMARY KEY,
             run_id VARCHAR,
             user_name VARCHAR NOT NULL,
-            reserved_usd DOUBLE NOT NULL,
-            actual_usd DOUBLE,                -- NULL until settled
+            reserved_usd DOUBLE PRECISION NOT NULL,
+            actual_usd DOUBLE PRECISION,                -- NULL until settled
             status VARCHAR NOT NULL,          -- reserved, settled, released
             created_at TIMESTAMP NOT NULL,
             settled_at TIMESTAMP
@@ -167,7 +177,7 @@ def m003_budgets(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("CREATE INDEX reservations_run ON reservations (run_id)")
 
 
-def m004_sandbox_jira(conn: duckdb.DuckDBPyConnection) -> None:
+def m004_sandbox_jira(conn: Executes) -> None:
     """Sandbox stand-ins for Jira tickets (SANDBOX-1, ...) and GitHub issues (#1, ...), used
     when no credentials are set; `idem_key` is the approval's idempotency key."""
     conn.execute("""
@@ -187,7 +197,7 @@ def m004_sandbox_jira(conn: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
-def m005_users(conn: duckdb.DuckDBPyConnection) -> None:
+def m005_users(conn: Executes) -> None:
     """Users for COPILOT_AUTH=local and the CLI's --user (copilot/governance/identity.py)."""
     conn.execute("""
         CREATE TABLE users (

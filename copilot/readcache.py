@@ -15,7 +15,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -27,7 +26,7 @@ MAX_ENTRIES = 512
 MAX_ROWS = 5_000
 """Larger results (exports, raw tables) are not kept: they would crowd out the panels."""
 
-Key = tuple[Path, str, tuple[Hashable, ...], str]
+Key = tuple[str, str, tuple[Hashable, ...], str]
 
 
 class ResultCache:
@@ -86,7 +85,7 @@ class Reader:
         self.cache = cache
         self.stamp = store.change_stamp() if cache is not None else ""
         self._stack = ExitStack()
-        self._conn: Any = None
+        self._session: Any = None
 
     def __enter__(self) -> Reader:
         return self
@@ -95,17 +94,17 @@ class Reader:
         self._stack.close()
 
     def frame(self, sql: str, params: list[Any]) -> pd.DataFrame:
-        key: Key = (self.store.path, sql, _frozen(params), self.stamp)
+        key: Key = (self.store.cache_id, sql, _frozen(params), self.stamp)
         if self.cache is not None:
             cached = self.cache.get(key)
             if cached is not None:
                 return cached
-        frame: pd.DataFrame = self._connection().execute(sql, params).df()
+        frame: pd.DataFrame = self._connection().frame(sql, params)
         if self.cache is not None:
             self.cache.put(key, frame)
         return frame
 
     def _connection(self) -> Any:
-        if self._conn is None:
-            self._conn = self._stack.enter_context(self.store.reader())
-        return self._conn
+        if self._session is None:
+            self._session = self._stack.enter_context(self.store.read_session())
+        return self._session

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 from copilot.config import Settings
 from copilot.embeddings import get_embedder
@@ -15,6 +16,7 @@ from copilot.governance.policy import Decision, Policy, load_policy
 from copilot.guard import Redactor
 from copilot.index import Encoder
 from copilot.llm import Models, get_provider
+from copilot.pgstore import PgStore, is_postgres_url
 from copilot.retriever import Retriever
 from copilot.run.context import PolicyDecision, RunContext
 from copilot.run.engine import Engine, sweep
@@ -24,11 +26,25 @@ from copilot.tools import Toolbox
 
 
 def open_store(settings: Settings) -> Store:
-    return Store(
-        settings.db_path,
-        lock_timeout_s=settings.db_lock_timeout_s,
-        redact=Redactor(settings.secret_values()),
-    )
+    """The DuckDB file under COPILOT_HOME, or PostgreSQL when COPILOT_DATABASE_URL is set.
+    Both have the same interface; the PostgreSQL store is typed as `Store` for callers."""
+    redact = Redactor(settings.secret_values())
+    if settings.database_url:
+        store: Any = PgStore(
+            settings.database_url,
+            home=settings.home,
+            redact=redact,
+            lock_timeout_s=settings.db_lock_timeout_s,
+        )
+        return cast(Store, store)
+    return Store(settings.db_path, lock_timeout_s=settings.db_lock_timeout_s, redact=redact)
+
+
+def store_at(target: str | Path, *, redact: Redactor | None = None) -> Store:
+    """A store from a DuckDB file path or a postgresql:// URL (the CLI's store copy, workers)."""
+    if is_postgres_url(str(target)):
+        return cast(Store, PgStore(str(target), redact=redact))
+    return Store(Path(target), redact=redact)
 
 
 def make_retriever(settings: Settings, encoder: Callable[[], Encoder] = get_embedder) -> Retriever:

@@ -98,7 +98,7 @@ def _add_routes(app: FastAPI, store: Store, registry: CollectorRegistry) -> None
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         calls = telemetry.llm_summary(store, Filters())["calls"]
-        return {"status": "ok", "db": str(store.path), "llm_calls": calls}
+        return {"status": "ok", "db": store.cache_id, "llm_calls": calls}
 
     @app.get("/metrics/llm/timeseries")
     def timeseries(filters: FiltersDep, interval: IntervalParam = None) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from typing import Any
 
 import duckdb
 
+from copilot.dialect import DUCKDB, Dialect
 from copilot.errors import StoreBusy, StoreError
 from copilot.guard import Redactor
 from copilot.migrations import MIGRATIONS
@@ -82,35 +83,82 @@ def _is_lock_error(exc: Exception) -> bool:
 
 
 class Transaction:
-    """Writes inside one open connection. Every string written is redacted here, in one
-    place, so no caller can forget; audit events are hash-chained here too."""
+    """Writes inside one open connection, on either engine. Every string written is redacted
+    here, in one place, so no caller can forget; audit events are hash-chained here too.
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection, redact: Redactor) -> None:
-        self.conn = conn
+    Callers write one SQL text with `?` placeholders (see copilot/dialect.py); the connection
+    is private, so nothing outside the store depends on which engine is underneath."""
+
+    def __init__(self, conn: Any, redact: Redactor, dialect: Dialect = DUCKDB) -> None:
+        self._conn = conn
         self._redact = redact
-        self._head: str | None = None
+        self.dialect = dialect
+        self._queued: list[dict[str, Any]] = []
         self.appended_head: tuple[int, str] | None = None
         """(seq, hash) of the last event this transaction appended, for the head file."""
 
     def _clean(self, value: Any) -> Any:
         return self._redact(value) if isinstance(value, str) else value
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.conn.execute(sql, [self._clean(v) for v in params])
+    def _run(self, sql: str, params: Sequence[Any]) -> Any:
+        return self._conn.execute(self.dialect.sql(sql), list(params))
+
+    def execute(self, sql: str, params: Sequence[Any] = (), *, redact: bool = True) -> None:
+        """`redact=False` only for values that must be stored as they are (a password hash
+        looks like a secret to the redactor, and is meant to be stored)."""
+        self._run(sql, [self._clean(v) for v in params] if redact else params)
+
+    def all(
+        self, sql: str, params: Sequence[Any] = (), *, for_update: bool = False
+    ) -> list[dict[str, Any]]:
+        """Rows as dicts. `for_update` locks them to the end of the transaction (PostgreSQL
+        row locks; DuckDB already serialises write transactions)."""
+        cursor = self._run(self.dialect.for_update(sql) if for_update else sql, params)
+        names = [d[0] for d in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def one(
+        self, sql: str, params: Sequence[Any] = (), *, for_update: bool = False
+    ) -> dict[str, Any] | None:
+        rows = self.all(sql, params, for_update=for_update)
+        return rows[0] if rows else None
+
+    def value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the first row, None when there is no row."""
+        row = self._run(sql, params).fetchone()
+        return row[0] if row else None
+
+    def lock(self, name: str) -> None:
+        """Serialise this transaction with every other one taking the same named lock, in any
+        process or replica, until commit (a no-op on DuckDB, whose writers are serial)."""
+        sql = self.dialect.lock_sql(name)
+        if sql:
+            self._conn.execute(sql)
 
     def insert(self, table: str, row: dict[str, Any]) -> None:
         self.insert_many(table, [row])
 
-    def insert_many(self, table: str, rows: list[dict[str, Any]], *, verb: str = "INSERT") -> None:
+    def insert_many(
+        self,
+        table: str,
+        rows: list[dict[str, Any]],
+        *,
+        upsert: tuple[str, ...] = (),
+        redact: bool = True,
+    ) -> None:
         """All rows in one multi-row statement: DuckDB pays ~2 ms per statement, so one
-        statement per table per step boundary, not one per row."""
+        statement per table per step boundary, not one per row. `upsert` names the key
+        columns: a row with the same key is replaced. `redact=False` copies stored rows
+        as they are (store copy: already redacted, password hashes exact)."""
+        clean = self._clean if redact else _same
         if not rows:
             return
         columns = list(rows[0])
+        tail = self.dialect.upsert(columns, upsert) if upsert else ""
         for chunk in _chunks(rows, 500):
             marks = ", ".join(f"({', '.join('?' for _ in columns)})" for _ in chunk)
-            sql = f"{verb} INTO {table} ({', '.join(columns)}) VALUES {marks}"
-            self.conn.execute(sql, [self._clean(row[c]) for row in chunk for c in columns])
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {marks}{tail}"
+            self._run(sql, [clean(row[c]) for row in chunk for c in columns])
 
     def audit(
         self,
@@ -120,24 +168,33 @@ class Transaction:
         reason: str,
         run_id: str | None = None,
         detail: dict[str, Any] | None = None,
-    ) -> str:
-        """Append one audit event chained to the previous one; returns its hash."""
+    ) -> None:
+        """Append one audit event chained to the previous one (at commit)."""
         event = {"actor": actor, "action": action, "reason": reason, "run_id": run_id}
-        return self.audit_many([event | {"detail": detail}])
+        self.audit_many([event | {"detail": detail}])
 
-    def audit_many(self, events: list[dict[str, Any]]) -> str:
-        """Append events in order, chained, in one statement; returns the last hash.
+    def audit_many(self, events: list[dict[str, Any]]) -> None:
+        """Queue events, in order, for appending at commit (`append_audit`)."""
+        self._queued.extend(events)
 
-        Every field is redacted first and the hash covers exactly the stored values, so a
-        secret never reaches the file and the chain still verifies. nextval() in a
-        multi-row VALUES list numbers the rows in list order."""
-        if self._head is None:
-            last = self.conn.execute(
-                "SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            self._head = last[0] if last else GENESIS_HASH
+    def append_audit(self) -> None:
+        """Append the queued events, chained, in one statement, just before commit.
+
+        Last, so the chain lock is the last lock any transaction takes: row locks come
+        first everywhere, and two replicas can never wait on each other in a cycle; the
+        chain lock is also held only for this statement and the commit. Every field is
+        redacted first and the hash covers exactly the stored values, so a secret never
+        reaches the store and the chain still verifies. nextval() in a multi-row VALUES list
+        numbers the rows in list order."""
+        if not self._queued:
+            return
+        # Replicas on PostgreSQL append concurrently: one at a time, or the chain forks.
+        self.lock("audit_chain")
+        last = self.value("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        head = last or GENESIS_HASH
         values: list[Any] = []
-        for event in events:
+        now = utcnow()
+        for event in self._queued:
             row = {
                 "run_id": self._clean(event.get("run_id")),
                 "actor": self._clean(event["actor"]),
@@ -146,19 +203,23 @@ class Transaction:
                 "detail": self._clean(
                     json.dumps(event.get("detail") or {}, sort_keys=True, default=str)
                 ),
-                "created_at": utcnow(),
+                "created_at": now,
             }
-            digest = chain_hash(self._head, row)
-            values += [*row.values(), self._head, digest]
-            self._head = digest
-        marks = ", ".join("(nextval('audit_seq'), ?, ?, ?, ?, ?, ?, ?, ?)" for _ in events)
-        inserted = self.conn.execute(
+            digest = chain_hash(head, row)
+            values += [*row.values(), head, digest]
+            head = digest
+        marks = ", ".join("(nextval('audit_seq'), ?, ?, ?, ?, ?, ?, ?, ?)" for _ in self._queued)
+        inserted = self._run(
             "INSERT INTO audit_events (seq, run_id, actor, action, reason, detail, created_at,"
             f" prev_hash, hash) VALUES {marks} RETURNING seq",
             values,
         ).fetchall()
-        self.appended_head = (max(int(r[0]) for r in inserted), self._head)
-        return self._head
+        self._queued = []
+        self.appended_head = (max(int(r[0]) for r in inserted), head)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def write_head(path: Path, seq: int, digest: str) -> None:
@@ -190,8 +251,52 @@ def chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+class ReadSession:
+    """Reads on one connection (several panels share it): rows as dicts or a DataFrame."""
+
+    def __init__(self, conn: Any, dialect: Dialect) -> None:
+        self._conn = conn
+        self.dialect = dialect
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self._conn.execute(self.dialect.sql(sql), list(params))
+        names = [d[0] for d in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def batches(
+        self, sql: str, params: Sequence[Any] = (), *, size: int = 5000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Rows as dicts, `size` at a time (a whole table without holding it in memory)."""
+        cursor = self._conn.execute(self.dialect.sql(sql), list(params))
+        names = [d[0] for d in cursor.description or []]
+        while rows := cursor.fetchmany(size):
+            yield [dict(zip(names, row, strict=True)) for row in rows]
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """A pandas DataFrame; DuckDB builds it natively (fast at a million rows)."""
+        if self.dialect is DUCKDB:
+            return self._conn.execute(sql, list(params)).df()
+        return rows_frame(self._conn.execute(self.dialect.sql(sql), list(params)))
+
+
+def rows_frame(cursor: Any) -> Any:
+    """A DataFrame from a DB-API cursor, typed as DuckDB's `.df()` types it: timestamps as
+    datetime64, numbers as int64/float64 (NULL as NaN), text as object."""
+    import pandas as pd
+
+    names = [d[0] for d in cursor.description or []]
+    frame = pd.DataFrame.from_records(cursor.fetchall(), columns=names, coerce_float=True)
+    for name in names:
+        column = frame[name]
+        if column.dtype == object and column.map(lambda v: isinstance(v, datetime)).any():
+            frame[name] = pd.to_datetime(column)
+    return frame
+
+
 class Store:
     """Short-lived connections to the governance DB, with retry while it is locked."""
+
+    dialect = DUCKDB
 
     def __init__(
         self,
@@ -223,9 +328,10 @@ class Store:
         """One read-write transaction; commits on success, rolls back on any error."""
         with self._connect(read_only=False) as conn:
             conn.execute("BEGIN TRANSACTION")
-            tx = Transaction(conn, self.redact)
+            tx = Transaction(conn, self.redact, DUCKDB)
             try:
                 yield tx
+                tx.append_audit()
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -238,21 +344,24 @@ class Store:
             self._stamp_change()
 
     @contextmanager
-    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection; other readers may hold the file at the same time."""
+    def read_session(self) -> Iterator[ReadSession]:
+        """Reads on one read-only connection; other readers may hold the file meanwhile."""
         with self._connect(read_only=True) as conn:
-            yield conn
+            yield ReadSession(conn, DUCKDB)
 
-    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        with self.reader() as conn:
-            cursor = conn.execute(sql, params)
-            names = [d[0] for d in cursor.description or []]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.read_session() as session:
+            return session.all(sql, params)
 
-    def query_df(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+    def query_df(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The same as `query`, as a pandas DataFrame (for charts and CSV)."""
-        with self.reader() as conn:
-            return conn.execute(sql, params).df()
+        with self.read_session() as session:
+            return session.frame(sql, params)
+
+    @property
+    def cache_id(self) -> str:
+        """Which database this is, for read caches shared by several stores."""
+        return str(self.path)
 
     def change_stamp(self) -> str:
         """A token that differs after every committed write, in any process (read caches key
@@ -429,8 +538,9 @@ def _busy_message(path: Path, exc: Exception, waited: float) -> str:
     )
 
 
-def apply_migrations(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply pending migrations, each in its own transaction with its bookkeeping row."""
+def apply_migrations(conn: Any, dialect: Dialect = DUCKDB) -> list[str]:
+    """Apply pending migrations, each in its own transaction with its bookkeeping row.
+    `conn` is in autocommit mode (DuckDB's default; psycopg's when asked)."""
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY,"
         " applied_at TIMESTAMP NOT NULL)"
@@ -441,10 +551,12 @@ def apply_migrations(conn: duckdb.DuckDBPyConnection) -> list[str]:
         name = migration.__name__
         if name in done:
             continue
-        conn.execute("BEGIN TRANSACTION")
+        conn.execute("BEGIN")
         try:
             migration(conn)
-            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", [name, utcnow()])
+            conn.execute(
+                dialect.sql("INSERT INTO schema_migrations VALUES (?, ?)"), [name, utcnow()]
+            )
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -1,7 +1,8 @@
 """Telemetry: the read queries behind the Telemetry page, the CLI and the sidecar.
 
-Written once, used by all three. Every aggregate is computed inside DuckDB (time_bucket,
-quantile_cont, FILTER), so a panel stays fast at a million usage rows; Python only builds
+Written once, used by all three, on either engine (copilot/dialect.py). Every aggregate is
+computed inside the database (time_bucket, percentile_cont, FILTER), so a panel stays fast
+at a million usage rows; Python only builds
 the WHERE clause from `Filters` and names the columns. Timestamps are naive UTC, as in the
 store. Approvals and reviews carry no provider or model of their own: they follow their run.
 """
@@ -297,7 +298,7 @@ def cost_latency_query(filters: Filters, interval: str) -> Query:
         "SELECT time_bucket(?::INTERVAL, created_at) AS bucket, count(*) AS calls,"
         " coalesce(sum(cost_usd), 0) AS cost_usd,"
         " avg(latency_ms) AS avg_latency_ms,"
-        " quantile_cont(latency_ms, 0.95) AS p95_latency_ms,"
+        " percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_latency_ms,"
         " sum(prompt_tokens)::BIGINT AS prompt_tokens,"
         " sum(completion_tokens)::BIGINT AS completion_tokens"
         f" FROM llm_usage {where} GROUP BY bucket ORDER BY bucket",
@@ -321,19 +322,22 @@ def usage_breakdown_query(filters: Filters, by: tuple[str, ...]) -> Query:
     unknown = [d for d in by if d not in _USAGE_DIMS]
     if unknown or not by:
         raise InputError(f"Group by one or more of {', '.join(_USAGE_DIMS)}, not {unknown}.")
-    cols = ", ".join(f"{_USAGE_DIMS[d]} AS {d}" for d in by)
+    cols = ", ".join(f'{_USAGE_DIMS[d]} AS "{d}"' for d in by)
+    groups = ", ".join(_USAGE_DIMS[d] for d in by)
+    # Quoted: `user` alone is PostgreSQL's current_user, not the column alias.
+    order = ", ".join(f'"{d}"' for d in by)
     where, params = _usage_where(filters)
     return Query(
         f"SELECT {cols}, count(*) AS calls,"
         " count(*) FILTER (WHERE status <> 'ok') AS failures,"
         " count(*) FILTER (WHERE fallback) AS fallbacks,"
-        " quantile_cont(latency_ms, 0.5) AS p50_latency_ms,"
-        " quantile_cont(latency_ms, 0.95) AS p95_latency_ms,"
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50_latency_ms,"
+        " percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_latency_ms,"
         " coalesce(sum(cost_usd), 0) AS cost_usd,"
         " count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,"
         " sum(prompt_tokens)::BIGINT AS prompt_tokens,"
         " sum(completion_tokens)::BIGINT AS completion_tokens"
-        f" FROM llm_usage {where} GROUP BY ALL ORDER BY calls DESC, {', '.join(by)}",
+        f" FROM llm_usage {where} GROUP BY {groups} ORDER BY calls DESC, {order}",
         params,
     )
 
@@ -349,8 +353,8 @@ def summary_query(filters: Filters) -> Query:
         " coalesce(sum(cost_usd), 0) AS cost_usd,"
         " count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,"
         " avg(latency_ms) AS avg_latency_ms,"
-        " quantile_cont(latency_ms, 0.5) AS p50_latency_ms,"
-        " quantile_cont(latency_ms, 0.95) AS p95_latency_ms,"
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50_latency_ms,"
+        " percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_latency_ms,"
         " min(created_at) AS first_call, max(created_at) AS last_call"
         f" FROM llm_usage {where}",
         params,
@@ -387,7 +391,8 @@ def approval_summary_query(filters: Filters) -> Query:
     where, params = _run_scoped_where(filters)
     return Query(
         "SELECT k.key AS status, count(a.approval_id) AS approvals,"
-        " median(epoch(a.decided_at - a.created_at)) AS median_s_to_decision"
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY epoch(a.decided_at - a.created_at))"
+        " AS median_s_to_decision"
         f" FROM {keys} LEFT JOIN (SELECT * FROM approvals {where}) a ON a.status = k.key"
         " GROUP BY k.key, k.position ORDER BY k.position",
         [*key_params, *params],
@@ -400,7 +405,8 @@ def decision_median_query(filters: Filters) -> Query:
     decided = "status IN ('approved', 'rejected') AND decided_at IS NOT NULL"
     where = f"{where} AND {decided}" if where else f"WHERE {decided}"
     return Query(
-        "SELECT median(epoch(decided_at - created_at)) AS median_s_to_decision,"
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY epoch(decided_at - created_at))"
+        " AS median_s_to_decision,"
         f" count(*) AS decisions FROM approvals {where}",
         params,
     )
@@ -637,8 +643,7 @@ def prune_usage(store: Store, provider: str, before: datetime | None, actor: str
         raise InputError("prune needs --provider, e.g. --provider stub; it never deletes all.")
     where, params = _usage_where(filters)
     with store.transaction() as tx:
-        row = tx.conn.execute(f"SELECT count(*) FROM llm_usage {where}", params).fetchone()
-        count = int(row[0]) if row else 0
+        count = int(tx.value(f"SELECT count(*) FROM llm_usage {where}", params) or 0)
         tx.execute(f"DELETE FROM llm_usage {where}", params)
         tx.audit(
             actor=actor,

@@ -6,6 +6,7 @@ share a DuckDB file and never re-embed the corpus.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
@@ -50,3 +51,35 @@ def settings(tmp_path: Path, built_index: Path) -> Settings:
 @pytest.fixture
 def services(settings: Settings) -> Iterator[Services]:
     yield Services(settings)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[object]:
+    """One throwaway PostgreSQL cluster for the session (tests/pgserver.py); skipped with the
+    reason where no server binaries are installed, which CI never allows (.ci/run installs)."""
+    from tests import pgserver
+
+    if pgserver.find_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail(pgserver.MISSING)
+        pytest.skip(pgserver.MISSING)
+    with pgserver.running() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server: object) -> str:
+    """A fresh, empty database on the session's cluster."""
+    from tests.pgserver import PgServer
+
+    assert isinstance(pg_server, PgServer)
+    return pg_server.create_database()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def engine_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """`settings` on each engine: the DuckDB file, then a fresh PostgreSQL database."""
+    if request.param == "duckdb":
+        return settings
+    url = request.getfixturevalue("pg_url")
+    return dataclasses.replace(settings, database_url=url)

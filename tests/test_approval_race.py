@@ -3,7 +3,9 @@ requests; every request is decided once and its tool runs once."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -23,7 +25,10 @@ RACER = textwrap.dedent("""
     from copilot.service import Services
 
     home, corpus, ids, go = sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), sys.argv[5]
-    services = Services(Settings(home=Path(home), corpus=Path(corpus), auth="none"))
+    url = os.environ.get("COPILOT_DATABASE_URL", "")
+    services = Services(
+        Settings(home=Path(home), corpus=Path(corpus), auth="none", database_url=url)
+    )
     engine = services.engine()
     services.store.query("SELECT 1")
     print("ready", flush=True)
@@ -53,16 +58,22 @@ RACER = textwrap.dedent("""
 """)
 
 
-def test_two_processes_of_eight_threads_execute_each_approval_once(settings: Settings, tmp_path):
-    settings = Settings(home=settings.home, corpus=settings.corpus, auth="none")
+def test_two_processes_of_eight_threads_execute_each_approval_once(
+    engine_settings: Settings, tmp_path
+):
+    """On DuckDB (one file, its lock) and on PostgreSQL (two app processes as replicas)."""
+    settings = dataclasses.replace(engine_settings, auth="none")
     services = Services(settings)
     runs = [services.run(OOM) for _ in range(10)]
     ids = [s.approval_id for r in runs for s in r.steps if s.approval_id]
     assert len(ids) == 20
     go = tmp_path / "go"
     args = [str(REPO), str(settings.home), str(settings.corpus), json.dumps(ids), str(go)]
+    env = os.environ | {"COPILOT_DATABASE_URL": settings.database_url}
     procs = [
-        subprocess.Popen([sys.executable, "-c", RACER, *args], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, *args], stdout=subprocess.PIPE, text=True, env=env
+        )
         for _ in range(2)
     ]
     for proc in procs:

@@ -19,7 +19,8 @@ from copilot.telemetry import Filters
 from tests.conftest import REPO
 
 
-def test_chain_verifies_and_detects_an_edited_row(services: Services):
+def test_chain_verifies_and_detects_an_edited_row(engine_settings):
+    services = Services(engine_settings)
     services.run("Disk full on the postgres volume")
     check = audit.verify_chain(services.store)
     assert check.ok and check.events >= 6 and check.broken_at is None

@@ -21,13 +21,22 @@ from copilot.errors import BudgetExceeded, ConfigError
 from copilot.governance import audit, budgets
 from copilot.governance.budgets import Limits
 from copilot.llm.pricing import PriceTable
+from copilot.service import store_at
 from copilot.store import Store
 from tests.conftest import REPO
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the store lives: a DuckDB file, or a fresh PostgreSQL database."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "home" / "governance.duckdb")
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "home" / "governance.duckdb")
+def store(target: str) -> Store:
+    return store_at(target)
 
 
 def _reserve(store: Store, amount: float, limits: Limits, run_id: str = "r1", user: str = "ann"):
@@ -117,9 +126,9 @@ RUNNER = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     from copilot.governance import budgets
     from copilot.governance.budgets import Limits
-    from copilot.store import Store
+    from copilot.service import store_at
 
-    store = Store(sys.argv[2])
+    store = store_at(sys.argv[2])
     limits = Limits(*map(float, sys.argv[3:6]))
     tag, go = sys.argv[6], sys.argv[8]
     store.query("SELECT 1")  # imports and the first open before the start signal
@@ -145,7 +154,7 @@ RUNNER = textwrap.dedent("""
 """).replace("AMOUNT", repr(AMOUNT))
 
 
-def _run_runners(db: Path, tag: str, threads: int, go: Path) -> subprocess.Popen:
+def _run_runners(db: str, tag: str, threads: int, go: Path) -> subprocess.Popen:
     limits = [str(v) for v in (RACE_LIMITS.run_usd, RACE_LIMITS.user_usd, RACE_LIMITS.total_usd)]
     return subprocess.Popen(
         [sys.executable, "-c", RUNNER, str(REPO), str(db), *limits, tag, str(threads), str(go)],
@@ -175,8 +184,7 @@ def _assert_within_limits(spent: dict[str, float]) -> None:
             assert usd <= limit + 1e-9, key
 
 
-def test_ten_threads_never_record_more_than_a_limit(tmp_path: Path) -> None:
-    store = Store(tmp_path / "home" / "governance.duckdb")
+def test_ten_threads_never_record_more_than_a_limit(store: Store) -> None:
     start = threading.Barrier(10)
 
     def runner(i: int) -> None:
@@ -194,9 +202,12 @@ def test_ten_threads_never_record_more_than_a_limit(tmp_path: Path) -> None:
     _assert_within_limits(_recorded(store))
 
 
-def test_two_processes_of_five_threads_never_record_more_than_a_limit(tmp_path: Path) -> None:
-    db = tmp_path / "home" / "governance.duckdb"
-    Store(db).query("SELECT 1")  # create and migrate once, before the race
+def test_two_processes_of_five_threads_never_record_more_than_a_limit(
+    tmp_path: Path, target: str
+) -> None:
+    """Two app processes: on PostgreSQL, two replicas sharing the server."""
+    db = target
+    store_at(db).query("SELECT 1")  # create and migrate once, before the race
     go = tmp_path / "go"
     procs = [_run_runners(db, tag, 5, go) for tag in ("p1", "p2")]
     for proc in procs:
@@ -204,7 +215,7 @@ def test_two_processes_of_five_threads_never_record_more_than_a_limit(tmp_path: 
     go.touch()
     outputs = [p.communicate(timeout=180)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0] and all("done" in o for o in outputs)
-    spent = _recorded(Store(db))
+    spent = _recorded(store_at(db))
     _assert_within_limits(spent)
     assert any(k.startswith("run:p1") for k in spent) and any(k.startswith("run:p2") for k in spent)
 

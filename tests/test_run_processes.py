@@ -29,6 +29,7 @@ def copilot_env(settings: Settings, **extra: str) -> dict[str, str]:
         "COPILOT_HOME": str(settings.home),
         "COPILOT_CORPUS": str(settings.corpus),
         "COPILOT_AUTH": "none",
+        "COPILOT_DATABASE_URL": settings.database_url,
         "HF_HUB_OFFLINE": "1",
         **extra,
     }
@@ -64,7 +65,8 @@ def pending_ids(run: dict[str, Any]) -> dict[str, str]:
     return {s["tool"]: s["approval_id"] for s in run["plan"] if s["approval_id"]}
 
 
-def test_a_paused_run_is_approved_and_rejected_by_other_processes(settings: Settings):
+def test_a_paused_run_is_approved_and_rejected_by_other_processes(engine_settings: Settings):
+    settings = engine_settings  # the DuckDB file, then PostgreSQL
     env = copilot_env(settings)
     started = cli_json(env, "run", OOM)  # process A pauses the run and exits
     assert started["status"] == "awaiting_approval"
@@ -89,8 +91,9 @@ def jira() -> Iterator[FakeJira]:
 
 
 def test_kill_9_while_an_approved_call_is_in_flight_then_resume_makes_it_once(
-    settings: Settings, jira: FakeJira
+    engine_settings: Settings, jira: FakeJira
 ):
+    settings = engine_settings  # the DuckDB file, then PostgreSQL
     env = copilot_env(
         settings,
         JIRA_BASE_URL=jira.url,
@@ -143,7 +146,8 @@ def executing(server: FakeOpenAI) -> bool:
     return any(r.message("system").startswith("You are the executor") for r in server.requests)
 
 
-def test_kill_9_mid_run_marks_it_interrupted_and_resume_completes_it(settings: Settings):
+def test_kill_9_mid_run_marks_it_interrupted_and_resume_completes_it(engine_settings: Settings):
+    settings = engine_settings  # the DuckDB file, then PostgreSQL
     with FakeOpenAI(responder=play_slowly) as server:
         env = copilot_env(
             settings,

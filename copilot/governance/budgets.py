@@ -98,6 +98,9 @@ def try_reserve(
     if amount_usd < 0 or math.isnan(amount_usd):
         raise ValueError(f"amount_usd must be a cost >= 0, not {amount_usd}")
     with store.transaction() as tx:
+        # Check and insert as one step across replicas: FOR UPDATE cannot lock rows that
+        # another reservation is about to insert, a named lock can.
+        tx.lock("budgets")
         refusal = _first_crossed(tx, run_id, user, amount_usd, limits)
         if refusal is not None:
             tx.audit(
@@ -230,12 +233,14 @@ def _first_crossed(
     for name, limit, where, params in checks:
         if limit <= 0:
             continue
-        row = tx.conn.execute(
-            f"SELECT COALESCE(SUM({_SPENT}), 0) FROM reservations "
-            f"WHERE status <> 'released' AND {where}",
-            params,
-        ).fetchone()
-        spent = float(row[0]) if row else 0.0
+        spent = float(
+            tx.value(
+                f"SELECT COALESCE(SUM({_SPENT}), 0) FROM reservations "
+                f"WHERE status <> 'released' AND {where}",
+                params,
+            )
+            or 0.0
+        )
         if spent + amount > limit + _EPSILON:
             return Refusal(name, limit, spent, amount)
     return None

@@ -123,10 +123,11 @@ def set_password(store: Store, name: str, password: str, *, actor: str) -> None:
     digest = _hasher.hash(check_password(password))
     with store.transaction() as tx:
         _require(tx, name)
-        tx.conn.execute(
+        tx.execute(
             "UPDATE users SET password_hash = ?, failed_attempts = 0, locked_until = NULL "
             "WHERE name = ?",
             [digest, name],
+            redact=False,
         )
         tx.audit(actor=actor, action="password_set", reason=f"{actor} set {name}'s password")
 
@@ -139,7 +140,7 @@ def disable_user(store: Store, name: str, *, actor: str) -> None:
                 f"{name} is the last enabled admin; add another first with "
                 "`python -m copilot users add NAME --role admin`."
             )
-        tx.conn.execute("UPDATE users SET enabled = FALSE WHERE name = ?", [name])
+        tx.execute("UPDATE users SET enabled = FALSE WHERE name = ?", [name])
         tx.audit(actor=actor, action="user_disabled", reason=f"{actor} disabled {name}")
 
 
@@ -151,14 +152,11 @@ def active_identity(store: Store, name: str) -> Identity | None:
 
 
 def _row(tx: Transaction, name: str) -> dict[str, Any] | None:
-    cursor = tx.conn.execute(
+    return tx.one(
         "SELECT name, role, password_hash, enabled, failed_attempts, locked_until FROM users "
         "WHERE name = ?",
         [name],
     )
-    found = cursor.fetchone()
-    names = [d[0] for d in cursor.description or []]
-    return dict(zip(names, found, strict=True)) if found else None
 
 
 def _require(tx: Transaction, name: str) -> dict[str, Any]:
@@ -172,20 +170,18 @@ def _require(tx: Transaction, name: str) -> dict[str, Any]:
 
 
 def _insert(tx: Transaction, name: str, role: str, digest: str) -> None:
-    # Through the raw connection: Transaction.insert redacts strings, and an argon2 hash is
-    # meant to be stored as it is.
-    tx.conn.execute(
+    # Not redacted: Transaction.insert redacts strings, and an argon2 hash is meant to be
+    # stored as it is.
+    tx.execute(
         "INSERT INTO users (name, role, password_hash, enabled, failed_attempts, created_at) "
         "VALUES (?, ?, ?, TRUE, 0, ?)",
         [name, role, digest, utcnow()],
+        redact=False,
     )
 
 
 def _enabled_admins(tx: Transaction) -> int:
-    found = tx.conn.execute(
-        "SELECT count(*) FROM users WHERE role = 'admin' AND enabled"
-    ).fetchone()
-    return int(found[0]) if found else 0
+    return int(tx.value("SELECT count(*) FROM users WHERE role = 'admin' AND enabled") or 0)
 
 
 # --- local sign-in -------------------------------------------------------------------------
@@ -254,9 +250,7 @@ def _record_failure(store: Store, name: str | None, now: datetime) -> None:
         if name is None:  # unknown names are audited without echoing what was typed
             tx.audit(actor="unknown", action="signin_failed", reason="unknown user name")
             return
-        tx.conn.execute(
-            "UPDATE users SET failed_attempts = failed_attempts + 1 WHERE name = ?", [name]
-        )
+        tx.execute("UPDATE users SET failed_attempts = failed_attempts + 1 WHERE name = ?", [name])
         row = _require(tx, name)
         attempts = int(row["failed_attempts"])
         tx.audit(
@@ -268,7 +262,7 @@ def _record_failure(store: Store, name: str | None, now: datetime) -> None:
         if attempts >= MAX_FAILED_ATTEMPTS:
             # Counting starts again after the lockout: five more tries, then another lock.
             until = now + LOCKOUT
-            tx.conn.execute(
+            tx.execute(
                 "UPDATE users SET failed_attempts = 0, locked_until = ? WHERE name = ?",
                 [until, name],
             )
@@ -286,10 +280,11 @@ def _record_success(store: Store, name: str, password: str, digest: str, now: da
         row = _require(tx, name)
         if _locked(row, now):  # locked by a parallel wrong guess since we read the row
             raise InputError(_locked_message(row["locked_until"]))
-        tx.conn.execute(
+        tx.execute(
             "UPDATE users SET failed_attempts = 0, locked_until = NULL,"
             " password_hash = coalesce(?, password_hash) WHERE name = ?",
             [fresh, name],
+            redact=False,
         )
         tx.audit(actor=name, action="signin", reason=f"{name} signed in")
     return Identity(name, str(row["role"]))
@@ -313,8 +308,8 @@ def ensure_initial_admin(store: Store, home: Path, stderr: TextIO | None = None)
     digest = _hasher.hash(password)
     path = home / INITIAL_PASSWORD_FILE
     with store.transaction() as tx:  # counted again: another process may have just made it
-        found = tx.conn.execute("SELECT count(*) FROM users").fetchone()
-        if found and found[0]:
+        tx.lock("users")  # replicas starting together create one admin, not a key clash
+        if tx.value("SELECT count(*) FROM users"):
             return None
         _insert(tx, INITIAL_ADMIN, "admin", digest)
         tx.audit(actor="system", action="user_added", reason="initial admin created")

@@ -256,11 +256,14 @@ class Engine:
                 )
             cut_off = [
                 (str(key), int(position))
-                for key, position in tx.conn.execute(
-                    "SELECT idempotency_key, step FROM tool_calls WHERE run_id = ? AND "
-                    "status = 'started' ORDER BY step",
-                    [run_id],
-                ).fetchall()
+                for key, position in (
+                    (r["idempotency_key"], r["step"])
+                    for r in tx.all(
+                        "SELECT idempotency_key, step FROM tool_calls WHERE run_id = ? AND "
+                        "status = 'started' ORDER BY step",
+                        [run_id],
+                    )
+                )
             ]
             state.status = RunStatus.RUNNING
             write_state(tx, state, owned=True)
@@ -288,14 +291,16 @@ def sweep(tx: Transaction) -> list[str]:
 
     Called when any entry point starts (app, CLI, sidecar)."""
     now = utcnow()
+    tx.lock("sweep")  # replicas starting together sweep one after the other
     approvals.expire_stale(tx, now)
-    candidates = tx.conn.execute(
+    candidates = tx.all(
         "SELECT run_id, owner_token, heartbeat_at FROM runs WHERE status = 'running' "
         "UNION SELECT c.run_id, c.owner_token, r.heartbeat_at FROM tool_calls c JOIN runs r "
-        "USING (run_id) WHERE c.status = 'started' AND r.status = 'awaiting_approval'"
-    ).fetchall()
-    interrupted = []
-    for run_id, token, heartbeat in candidates:
+        "USING (run_id) WHERE c.status = 'started' AND r.status = 'awaiting_approval' "
+        "ORDER BY run_id"
+    )
+    interrupted: list[str] = []
+    for run_id, token, heartbeat in (tuple(c.values()) for c in candidates):
         if run_id in interrupted or is_alive(token, heartbeat, now):
             continue
         try:

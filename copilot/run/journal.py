@@ -19,6 +19,8 @@ from copilot.run.state import RunState, RunStatus, StepState
 from copilot.store import Store, Transaction, utcnow
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED)
+STEP_KEY = ("run_id", "position")
+"""The steps table's key: a step written again replaces its row."""
 
 
 @dataclass
@@ -91,24 +93,24 @@ class Journal:
         state.cost += batch.cost
         state.fallbacks += batch.fallbacks
         write_state(tx, state, owned=state.status == RunStatus.RUNNING)
-        tx.insert_many(
-            "steps", [step_row(state.run_id, s) for s in batch.steps], verb="INSERT OR REPLACE"
-        )
+        tx.insert_many("steps", [step_row(state.run_id, s) for s in batch.steps], upsert=STEP_KEY)
         for table, rows in batch.rows.items():
             tx.insert_many(table, rows)
         for key, outcome in batch.finished_calls:
             finish_call_row(tx, key, outcome)
         if batch.review:
-            tx.execute(
-                "INSERT OR REPLACE INTO reviews (run_id, verdict, reasons_json, injection_flags,"
-                " created_at) VALUES (?, ?, ?, ?, ?)",
+            tx.insert_many(
+                "reviews",
                 [
-                    state.run_id,
-                    batch.review["verdict"],
-                    json.dumps(batch.review["reasons"]),
-                    batch.review["flags"],
-                    utcnow(),
+                    {
+                        "run_id": state.run_id,
+                        "verdict": batch.review["verdict"],
+                        "reasons_json": json.dumps(batch.review["reasons"]),
+                        "injection_flags": batch.review["flags"],
+                        "created_at": utcnow(),
+                    }
                 ],
+                upsert=("run_id",),
             )
         if batch.audits:
             tx.audit_many([a | {"run_id": state.run_id} for a in batch.audits])
@@ -168,8 +170,9 @@ def finish_call_row(tx: Transaction, key: str, outcome: Any) -> None:
 
 
 def read_state(tx: Transaction, run_id: str) -> RunState:
-    found = tx.conn.execute("SELECT state_json FROM runs WHERE run_id = ?", [run_id]).fetchone()
-    return _parse(run_id, found)
+    # Locked to commit: two replicas deciding requests of one run take turns on its state.
+    found = tx.one("SELECT state_json FROM runs WHERE run_id = ?", [run_id], for_update=True)
+    return _parse(run_id, (found["state_json"],) if found else None)
 
 
 def load_state(store: Store, run_id: str) -> RunState:
@@ -206,7 +209,7 @@ def step_row(run_id: str, step: StepState) -> dict[str, Any]:
 
 
 def upsert_step(tx: Transaction, run_id: str, step: StepState) -> None:
-    tx.insert_many("steps", [step_row(run_id, step)], verb="INSERT OR REPLACE")
+    tx.insert_many("steps", [step_row(run_id, step)], upsert=STEP_KEY)
 
 
 def usage_row(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from copilot.errors import ToolError
-from copilot.store import Store, utcnow
+from copilot.store import Store, Transaction, utcnow
 
 SEED = Path(__file__).resolve().parent / "seed"
 MAIN = "main"
@@ -212,12 +212,15 @@ class SandboxTickets:
         self, summary: str, description: str, labels: list[str], idem_key: str
     ) -> dict[str, Any]:
         with self.store.transaction() as tx:
-            # Inside the write transaction: DuckDB's single writer makes max+1 safe.
-            row = tx.conn.execute(
-                "SELECT coalesce(max(number), 0) + 1 FROM sandbox_tickets WHERE system = ?",
-                [self.system],
-            ).fetchone()
-            number = int(row[0]) if row else 1
+            # DuckDB's single writer makes max+1 safe; on PostgreSQL the named lock does.
+            tx.lock(f"sandbox:{self.system}")
+            number = int(
+                tx.value(
+                    "SELECT coalesce(max(number), 0) + 1 FROM sandbox_tickets WHERE system = ?",
+                    [self.system],
+                )
+                or 1
+            )
             now = utcnow()
             status = "To Do" if self.system == "jira" else "open"
             tx.insert(
@@ -291,7 +294,7 @@ class SandboxTickets:
 
     def comment(self, key: str, body: str, idem_key: str) -> dict[str, Any]:
         with self.store.transaction() as tx:
-            comments = self._comments(tx.conn, key)
+            comments = self._comments(tx, key)
             if not any(c.get("idem_key") == idem_key for c in comments):
                 comments.append(
                     {"body": body, "idem_key": idem_key, "created_at": utcnow().isoformat()}
@@ -313,18 +316,19 @@ class SandboxTickets:
                 f"sandbox transitions: {', '.join(allowed.values())}."
             )
         with self.store.transaction() as tx:
-            self._comments(tx.conn, key)  # raises when the ticket does not exist
+            self._comments(tx, key)  # raises when the ticket does not exist
             self._save(tx, key, status=allowed[status.lower()])
         return {"key": key, "status": allowed[status.lower()], "url": self.url(key)}
 
-    def _comments(self, conn: Any, key: str) -> list[dict[str, Any]]:
-        row = conn.execute(
+    def _comments(self, tx: Transaction, key: str) -> list[dict[str, Any]]:
+        row = tx.one(
             "SELECT comments_json FROM sandbox_tickets WHERE system = ? AND ticket_key = ?",
             [self.system, key],
-        ).fetchone()
+            for_update=True,  # read-modify-write of the comments list
+        )
         if row is None:
             raise ToolError(f"Sandbox {self.system} has no ticket {key}.", status_code=404)
-        return list(json.loads(row[0]))
+        return list(json.loads(row["comments_json"]))
 
     def _save(self, tx: Any, key: str, **changes: Any) -> None:
         if "comments" in changes:

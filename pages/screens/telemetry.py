@@ -313,7 +313,7 @@ def main() -> None:
     )
     with ui.user_errors():
         store = ui.services().store
-        db, stamp = str(store.path), store.change_stamp()
+        db, stamp = store.cache_id, store.change_stamp()
         filters, interval = filter_bar(load_options(db, stamp))
         board = load_dashboard(db, stamp, filters, interval)
         headline(board.provider_snapshot)
