@@ -13,7 +13,7 @@ from copilot.config import Settings
 from copilot.errors import ConfigError, InputError
 from copilot.store import Store
 from copilot.tools import Toolbox
-from tests.fake_jira import FakeJira
+from copilot.evaluation.lookalike_jira import FakeJira
 from tests.test_tools_github import Clock
 
 
