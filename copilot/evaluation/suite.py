@@ -68,7 +68,9 @@ def parse(line: str, where: str) -> Task:
         raise InputError(f"{where}: expected a JSON object, got {type(raw).__name__}.")
     unknown = sorted(set(raw) - _FIELDS)
     if unknown:
-        raise InputError(f"{where}: unknown field(s) {', '.join(unknown)}; see copilot.evaluation.suite.")
+        raise InputError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; see copilot.evaluation.suite."
+        )
     for name in ("id", "kind", "task"):
         if not str(raw.get(name) or "").strip():
             raise InputError(f"{where}: {name!r} is missing or empty.")
