@@ -108,7 +108,7 @@ def load(path: Path = TASKS, suite: str = "full", limit: int | None = None) -> l
         seen.add(task.id)
         tasks.append(task)
     chosen = [t for t in tasks if t.quick] if suite == "quick" else tasks
-    return spread(chosen, limit) if limit else chosen
+    return chosen if limit is None else spread(chosen, limit)
 
 
 def spread(tasks: list[Task], limit: int) -> list[Task]:
