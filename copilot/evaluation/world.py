@@ -52,8 +52,9 @@ class World:
     provider: str
 
     def settings(self, home: Path, **overrides: object) -> Settings:
+        # .env and the environment give the provider's keys (make bench PROVIDER=openai);
+        # everything that decides where runs act is pinned here.
         base = Settings.load(
-            dotenv=None,
             home=home,
             corpus=self.corpus,
             user=REQUESTER,
