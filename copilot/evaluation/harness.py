@@ -6,6 +6,7 @@ calls and store writes. Metrics are computed from these records (copilot.evaluat
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -193,14 +194,27 @@ class Harness:
         result.covered = state.covered
         result.admits_missing = not state.covered and "No runbook covers" in state.answer
         result.injection_named = bool(state.flags or state.taint)
-        # The reviewer's line checks; the same checks made here when it is off (baseline),
-        # so both configurations are measured alike (~5 s a task with MiniLM on 2 cores).
-        checks = state.line_checks or grounding.as_dicts(
-            grounding.check_answer(state, get_embedder(), self.world.corpus)
-        )
+        checks = self._line_checks(state)
         lines = [c for c in checks if c["line"]]
         result.lines = len(lines)
         result.unsupported_lines = sum(1 for c in lines if c["status"] != "pass")
+
+    def _line_checks(self, state: RunState) -> list[dict[str, Any]]:
+        """The reviewer's line checks; made here when it is off (baseline), so both
+        configurations are measured alike. They depend only on the task and the answer
+        steps, so an answer the other configuration already had reuses its checks (~5 s of
+        MiniLM a task on 2 cores)."""
+        key = json.dumps(
+            [state.task, [(s.position, s.answer, s.citations) for s in state.steps]],
+            sort_keys=True,
+        )
+        if state.line_checks:
+            self.world.line_checks.setdefault(key, state.line_checks)
+            return state.line_checks
+        if key not in self.world.line_checks:
+            made = grounding.check_answer(state, get_embedder(), self.world.corpus)
+            self.world.line_checks[key] = grounding.as_dicts(made)
+        return self.world.line_checks[key]
 
 
 def _run_ids(services: Services) -> set[str]:
