@@ -54,22 +54,17 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# The performance benchmarks, then the evaluation suite (governed vs baseline, offline unless
+# PROVIDER says otherwise; SUITE=full for all tasks), then one summary table.
+PROVIDER ?= stub
+SUITE ?= quick
 bench: venv
-	$(PY) bench/bench_engine.py
-	$(PY) bench/bench_core.py
-	$(PY) bench/bench_telemetry.py
-	$(PY) bench/bench_governance.py
-	$(PY) bench/bench_retrieval.py
-	$(PY) bench/bench_guard.py
+	$(PY) bench/run_all.py --provider $(PROVIDER) --suite $(SUITE)
 
-# Every benchmark once at tiny sizes (each under a minute), so CI notices one that no longer runs.
+# Every benchmark once at tiny sizes (each under a minute) and the evaluation suite on 3
+# tasks in both configurations, so CI notices one that no longer runs.
 bench-smoke: venv
-	BENCH_SMOKE=1 $(PY) bench/bench_core.py
-	BENCH_SMOKE=1 $(PY) bench/bench_engine.py
-	BENCH_SMOKE=1 $(PY) bench/bench_telemetry.py
-	BENCH_SMOKE=1 $(PY) bench/bench_governance.py
-	BENCH_SMOKE=1 $(PY) bench/bench_retrieval.py
-	BENCH_SMOKE=1 $(PY) bench/bench_guard.py
+	$(PY) bench/run_all.py --smoke --provider stub --out runtime/bench-smoke
 
 clean:
 	rm -rf runtime .pytest_cache .mypy_cache .ruff_cache

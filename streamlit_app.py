@@ -24,6 +24,7 @@ pages = [
     st.Page("pages/screens/telemetry.py", title="Telemetry", icon=":material/monitoring:"),
     st.Page("pages/screens/audit.py", title="Audit log", icon=":material/policy:"),
     st.Page("pages/screens/knowledge.py", title="Knowledge base", icon=":material/menu_book:"),
+    st.Page("pages/screens/evaluation.py", title="Evaluation", icon=":material/fact_check:"),
 ]
 users_page = st.Page("pages/screens/users.py", title="Users", icon=":material/group:")
 

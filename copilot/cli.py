@@ -20,9 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from copilot import approvals, export, guard, storecopy, telemetry
+from copilot import approvals, evaluation, export, guard, storecopy, telemetry
 from copilot.config import Settings
 from copilot.errors import ConfigError, CopilotError, CorpusError, InputError
+from copilot.evaluation import report as evaluation_report
+from copilot.evaluation import suite as evaluation_suite
 from copilot.governance import audit, budgets, identity
 from copilot.governance.policy import Policy, load_policy
 from copilot.guard import Redactor
@@ -115,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
         help='batch: read {"text": ...} lines on stdin, write one result per line',
     )
     _add_users_commands(sub)
+    _add_bench_command(sub)
     _accept_common_options_after_the_command(sub)
     return parser
 
@@ -790,6 +793,36 @@ def _check_user(services: Services, args: argparse.Namespace) -> None:
     args.user, args.identity = who.name, who  # the engine takes `role=args.identity.role`
 
 
+def _add_bench_command(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench", help="run the evaluation suite: governed vs baseline, metrics and report"
+    )
+    bench.add_argument("--suite", choices=evaluation_suite.SUITES, default="quick")
+    bench.add_argument("--config", choices=evaluation.CHOICES, default="both")
+    bench.add_argument("--provider", help="LLM provider (default: LLM_PROVIDER, else stub)")
+    bench.add_argument("--tasks", type=int, help="run only N tasks, spread over the kinds")
+    bench.add_argument("--out", type=Path, help="report folder (default: reports/bench)")
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def cmd_bench(services: Services, args: argparse.Namespace, _in: TextIO, out: TextIO) -> int:
+    """The suite runs in its own temp world; `services` (the user's home) is not touched."""
+    request = evaluation.BenchRequest(
+        suite=args.suite,
+        config=args.config,
+        provider=args.provider or services.settings.llm_provider,
+        tasks=args.tasks,
+        out=args.out,
+    )
+    built, paths = evaluation.run_bench(request, lambda line: print(line, file=sys.stderr))
+    if args.json:
+        print(json.dumps(built, indent=1, default=str), file=out)
+        return 0
+    print(evaluation_report.metrics_table(built), file=out)
+    print(f"\nwall time {built['wall_s']} s; report: {paths[1]} and {paths[0]}", file=out)
+    return 0
+
+
 def _add_users_commands(sub: Any) -> None:
     users = sub.add_parser("users", help="manage who may sign in (admins only)")
     verbs = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
@@ -886,4 +919,5 @@ COMMANDS: dict[str, Callable[[Services, argparse.Namespace, TextIO, TextIO], int
     "scan": cmd_scan,
     "users": cmd_users,
     "store": cmd_store,
+    "bench": cmd_bench,
 }

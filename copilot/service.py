@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from copilot.config import Settings
 from copilot.embeddings import get_embedder
+from copilot.errors import ConfigError
 from copilot.governance import identity
 from copilot.governance.policy import Decision, Policy, load_policy
 from copilot.guard import Redactor
@@ -91,6 +92,35 @@ class CedarPolicy:
         )
 
 
+class AllowAll:
+    """The evaluation's baseline policy: every known tool runs as the model decides, with no
+    approval gate. Never wired for people; it exists to measure what the gates are worth."""
+
+    def decide(
+        self, user: str, role: str, tool: str, *, writes: bool | None, target: str, tainted: bool
+    ) -> PolicyDecision:
+        if writes is None:
+            return PolicyDecision(False, False, "unknown-tool", f"{tool!r} is not a known tool")
+        return PolicyDecision(True, False, "baseline-allow-all", "baseline: no policy gates")
+
+    def can_approve(
+        self,
+        approver: str,
+        role: str,
+        *,
+        approval_id: str,
+        requested_by: str,
+        tool: str,
+        target: str,
+    ) -> PolicyDecision:
+        return PolicyDecision(True, False, "baseline-allow-all", "baseline: no policy gates")
+
+
+CONFIGS = ("governed", "baseline")
+"""governed: policy, approvals, reviewer, guard, budgets (the product); baseline: none of
+them, for the evaluation harness (copilot.evaluation)."""
+
+
 def _port(d: Decision) -> PolicyDecision:
     rule = ",".join(d.rule_ids) or d.effect
     return PolicyDecision(d.allowed, d.needs_approval, rule, d.reason, d.policy_hash)
@@ -112,18 +142,27 @@ class Services:
         # A broken policy file stops every entry point here, with its line and message.
         self.policy = load_policy(self.settings, {t.name: t.writes for t in self.tools.specs()})
 
-    def engine(self, provider: str | None = None) -> Engine:
+    def engine(
+        self, provider: str | None = None, *, config: str = "governed", models: Models | None = None
+    ) -> Engine:
+        """The run engine; `config="baseline"` (evaluation only) drops the policy gates, the
+        reviewer and the guard; `models` replaces the configured provider (evaluation only)."""
+        if config not in CONFIGS:
+            raise ConfigError(f"config {config!r} is not known; use one of {', '.join(CONFIGS)}.")
         settings = self.settings.with_provider(provider) if provider else self.settings
+        governed = config == "governed"
         return Engine(
             RunContext(
                 settings=settings,
                 store=self.store,
                 retriever=self.retriever,
-                models=Models(get_provider(settings)),
+                models=models or Models(get_provider(settings)),
                 tools=self.tools,
-                policy=CedarPolicy(self.policy),
+                policy=CedarPolicy(self.policy) if governed else AllowAll(),
                 approval_ttl=timedelta(seconds=settings.approval_ttl_s),
                 role_of=identity.role_lookup(self.store, settings),
+                guard=governed,
+                review=governed,
             )
         )
 

@@ -350,3 +350,21 @@ def sidebar_budget(user: str) -> None:
             st.caption(text)
     if limits.run_usd:
         st.caption(f"Per-run limit: ${limits.run_usd:.2f}")
+
+
+def csv_download(frame: Any, name: str) -> None:
+    """A button offering exactly `frame` (a DataFrame) as `<name>.csv`."""
+    st.download_button(
+        "Download CSV",
+        frame.to_csv(index=False),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        key=f"csv-{name}",
+        icon=":material/download:",
+    )
+
+
+def chart_with_csv(fig: Any, frame: Any, name: str) -> None:
+    """A panel's Plotly chart and the CSV of exactly the data it draws."""
+    st.plotly_chart(fig, key=f"chart-{name}")
+    csv_download(frame, name)

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from copilot.config import Settings
+from copilot.evaluation.lookalike_jira import FakeJira
 from tests.conftest import REPO
-from tests.fake_jira import FakeJira
 from tests.fake_openai import FakeOpenAI, Recorded, ok, slow
 
 OOM = "Pods in checkout are OOMKilled; raise the memory limit and open a ticket"

@@ -12,10 +12,10 @@ import pytest
 
 from copilot.config import Settings
 from copilot.errors import InputError
+from copilot.evaluation.lookalike_github import FakeGitHub
 from copilot.store import Store
 from copilot.tools import Toolbox
 from copilot.tools.sandbox import SEED
-from tests.fake_github import FakeGitHub
 
 OOM_TASK = "pods in checkout are OOMKilled, raise the memory limit to 1Gi"
 

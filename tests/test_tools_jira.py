@@ -11,9 +11,9 @@ import pytest
 
 from copilot.config import Settings
 from copilot.errors import ConfigError, InputError
+from copilot.evaluation.lookalike_jira import FakeJira
 from copilot.store import Store
 from copilot.tools import Toolbox
-from tests.fake_jira import FakeJira
 from tests.test_tools_github import Clock
 
 

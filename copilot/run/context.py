@@ -131,5 +131,10 @@ class RunContext:
     approval_ttl: timedelta = timedelta(hours=24)
     role_of: Callable[[str], str] = lambda user: "admin"
     """The role a user acts in (the identity module's answer)."""
+    guard: bool = True
+    """Scan the task, runbooks and tool output for injection (taint). Off only in the
+    evaluation's baseline configuration, which measures what the guard is worth."""
+    review: bool = True
+    """Review each answer (citations, line checks, injection). Off only in that baseline."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     """Guards the shared state while the steps of one wave run in threads."""

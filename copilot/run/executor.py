@@ -77,7 +77,7 @@ def _answer(
         if cid in state.passages:
             passages.setdefault(cid, state.passages[cid])
     with ctx.lock:
-        state.note_passages(list(passages.values()))
+        state.note_passages(list(passages.values()), guard=ctx.guard)
         state.step_retrieved[step.position] = list(passages)
     spec = StepSpec(step.title, "answer", citations=tuple(step.citations))
     request = LLMRequest(
@@ -241,7 +241,7 @@ def _request_approval(
 def output_taint(ctx: RunContext, tool: str, outcome: ToolOutcomeLike) -> list[str]:
     """Tool output is data, never instructions: redacted, then through the injection guard;
     what it flags taints the run."""
-    if outcome.output is None:
+    if outcome.output is None or not ctx.guard:
         return []
     clean = ctx.store.redact(json.dumps(outcome.output, default=str)) or ""
     found = assess(clean, f"tool {tool}")

@@ -21,10 +21,10 @@ def retrieve(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) ->
     # The planner sees twice the usual passages, and all of the best runbook, so it can
     # cover every stage of the work.
     hits = ctx.retriever.search_with_runbook(state.query, ctx.settings.top_k * 2)
-    state.note_passages([to_passage(h) for h in hits])
+    state.note_passages([to_passage(h) for h in hits], guard=ctx.guard)
     state.covered, state.relevance = covers(hits[:3]), round(relevance(hits[:3]), 4)
-    task = assess(state.task, "task")
-    state.flags += task.reasons
+    if ctx.guard:
+        state.flags += assess(state.task, "task").reasons
     batch.audit(
         "retriever",
         "retriever.search",

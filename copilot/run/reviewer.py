@@ -24,6 +24,9 @@ _RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 
 def review(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> None:
+    if not ctx.review:
+        _skipped(state, batch)
+        return
     hooks.on_step("reviewer", "Reviewing citations and injection signals", "running")
     if not state.covered:
         _uncovered(state, batch)
@@ -56,6 +59,12 @@ def review(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> N
     batch.audit("reviewer", "reviewer.verdict", "; ".join(reasons), verdict=verdict)
     batch.review = {"verdict": verdict, "reasons": reasons, "flags": len(state.flags)}
     hooks.on_step("reviewer", f"Verdict: {verdict}", "done")
+
+
+def _skipped(state: RunState, batch: Batch) -> None:
+    """No reviewer (the evaluation's baseline): the answer goes out as the steps wrote it."""
+    state.answer = compose_answer(state.steps) if state.covered else uncovered_answer(state)
+    state.verdict, state.reasons = "skipped", ["no reviewer in this configuration"]
 
 
 def _uncovered(state: RunState, batch: Batch) -> None:

@@ -95,10 +95,11 @@ class RunState:
         """Anything the guard flagged shaped this run: its writes always need a person."""
         return bool(self.flags or self.taint)
 
-    def note_passages(self, passages: list[Passage]) -> None:
-        """Passages join the run; a flagged one taints it (it may be cited, never followed)."""
+    def note_passages(self, passages: list[Passage], *, guard: bool = True) -> None:
+        """Passages join the run; a flagged one taints it (it may be cited, never followed)
+        unless the guard is off (the evaluation's baseline)."""
         for p in passages:
-            if p.chunk_id not in self.passages and p.flagged:
+            if guard and p.chunk_id not in self.passages and p.flagged:
                 self.taint.append(f"runbook {p.chunk_id}: {'; '.join(p.guard_reasons[:2])}")
             self.passages.setdefault(p.chunk_id, p)
 

@@ -104,21 +104,8 @@ def filter_bar(options: dict[str, list[str]]) -> tuple[Filters, str | None]:
     return Filters(start, end, *chosen), None if interval == "Auto" else interval
 
 
-def download(frame: pd.DataFrame, name: str) -> None:
-    st.download_button(
-        "Download CSV",
-        frame.to_csv(index=False),
-        file_name=f"{name}.csv",
-        mime="text/csv",
-        key=f"csv-{name}",
-        icon=":material/download:",
-    )
-
-
 def show(fig: go.Figure, frame: pd.DataFrame, name: str) -> None:
-    """A panel's chart and the CSV of exactly the data it draws."""
-    st.plotly_chart(fig, key=f"chart-{name}")
-    download(frame, name)
+    ui.chart_with_csv(fig, frame, name)
 
 
 def dual_axis(left: str, right: str) -> go.Figure:

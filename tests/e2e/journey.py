@@ -20,6 +20,7 @@ PAGES = {
     "telemetry": "telemetry",
     "audit": "audit",
     "knowledge": "knowledge",
+    "evaluation": "evaluation",
 }
 
 

@@ -77,6 +77,7 @@ def running_stack(home: Path, log_dir: Path) -> Iterator[Stack]:
         "COPILOT_AUTH": "local",  # the journey signs in, as a team's users would
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": str(REPO),
+        "COPILOT_BENCH_REPORTS": str(REPO / "docs"),  # the committed example bench report
     }
     app_port, side_port = free_port(), free_port()
     commands = {

@@ -124,6 +124,14 @@ def test_audit_and_knowledge_pages(page: Page, stack: Stack):
     journey.screenshot(page, "knowledge")
 
 
+def test_evaluation_page(page: Page, stack: Stack):
+    """The committed example bench report (docs/bench-example.json) as the page draws it."""
+    journey.open_page(page, stack.app_url, "evaluation", stack.login("admin"))
+    expect(page.get_by_text("Latest run:")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Earlier bench runs")).to_be_visible(timeout=60_000)
+    journey.screenshot(page, "evaluation")
+
+
 def test_bad_input_gets_a_clear_error(page: Page, stack: Stack):
     journey.open_page(page, stack.app_url, "chat", stack.login("admin"))
     journey.submit_task(page, "   ")

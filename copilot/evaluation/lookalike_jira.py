@@ -1,4 +1,5 @@
-"""A Jira-Cloud-like REST v3 server for tests (real sockets; see fake_github.FakeServer).
+"""A Jira-Cloud-like REST v3 server for the tests and the evaluation harness (real sockets;
+see lookalike_github.FakeServer).
 
 Checks Basic auth (email:token), that the project exists, and that descriptions and comments
 are Atlassian Document Format; understands the three JQL shapes the adapter sends.
@@ -10,9 +11,9 @@ import base64
 import re
 from typing import Any
 
-from tests.fake_github import FakeServer, Reply, Request
+from copilot.evaluation.lookalike_github import FakeServer, Reply, Request
 
-TRANSITIONS = [
+TRANSITIONS: list[dict[str, Any]] = [
     {"id": "11", "name": "To Do", "to": {"name": "To Do"}},
     {"id": "21", "name": "In Progress", "to": {"name": "In Progress"}},
     {"id": "31", "name": "Done", "to": {"name": "Done"}},

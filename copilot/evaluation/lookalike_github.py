@@ -1,6 +1,7 @@
-"""A GitHub-like REST server for tests: real sockets on 127.0.0.1, state in memory.
+"""A GitHub-like REST server: real sockets on 127.0.0.1, state in memory. The tests and the
+evaluation harness (copilot.evaluation) talk to it as they would to GitHub.
 
-`FakeServer` is the shared machinery (also used by fake_jira.py): routes, an auth check,
+`FakeServer` is the shared machinery (also used by lookalike_jira.py): routes, an auth check,
 every request recorded (method, path, query, headers, JSON body), and scripted faults for the
 next matching request — an error status with headers (429 + Retry-After), a *lost*
 response (the server acts on the request, then drops the connection without answering), or a
@@ -21,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 Reply = tuple[int, Any]
@@ -61,7 +62,7 @@ class FakeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def __enter__(self) -> FakeServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
