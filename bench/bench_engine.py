@@ -62,6 +62,7 @@ def rows(services: Services) -> int:
     return sum(services.store.query(f"SELECT count(*) AS n FROM {t}")[0]["n"] for t in TABLES)
 
 
+OPENS = "DuckDB files" if BACKEND == "duckdb" else "PostgreSQL connections"
 DATABASE_URL = ""
 """Set by main() from BENCH_BACKEND: "" is the DuckDB file under the home."""
 
@@ -103,7 +104,7 @@ def bench_offline(home: Path) -> None:
     )
     print(
         f"  per run (median): {statistics.median(tx):.0f} store transactions, "
-        f"{statistics.median(opens):.0f} DuckDB opens, {statistics.median(written):.0f} rows "
+        f"{statistics.median(opens):.0f} {OPENS} opened, {statistics.median(written):.0f} rows "
         f"written, {statistics.median(calls):.0f} LLM calls, "
         f"{statistics.median(embeds):.0f} embedding calls"
     )
