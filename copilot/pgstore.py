@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from copilot.dialect import PG_FUNCTIONS, POSTGRES, lock_key
 from copilot.errors import ConfigError, StoreBusy, StoreError
 from copilot.guard import Redactor
-from copilot.store import HEAD_FILE, ReadSession, Transaction, apply_migrations, write_head
+from copilot.store import HEAD_FILE, Reads, ReadSession, Transaction, apply_migrations, write_head
 
 log = logging.getLogger(__name__)
 POOL_SIZE = 8
@@ -58,7 +58,7 @@ def _psycopg() -> Any:
     return psycopg
 
 
-class PgStore:
+class PgStore(Reads):
     """Pooled connections to one PostgreSQL database holding the governance tables."""
 
     dialect = POSTGRES
@@ -177,14 +177,6 @@ class PgStore:
         with self._connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield ReadSession(conn, POSTGRES)
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self.read_session() as session:
-            return session.all(sql, params)
-
-    def query_df(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self.read_session() as session:
-            return session.frame(sql, params)
 
     def change_stamp(self) -> str:
         """The server's WAL position: it moves with every committed write from any replica

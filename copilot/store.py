@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -293,7 +293,23 @@ def rows_frame(cursor: Any) -> Any:
     return frame
 
 
-class Store:
+class Reads:
+    """Reads one statement at a time, for both engines: each store gives `read_session`."""
+
+    def read_session(self) -> AbstractContextManager[ReadSession]:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.read_session() as session:
+            return session.all(sql, params)
+
+    def query_df(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The same as `query`, as a pandas DataFrame (for charts and CSV)."""
+        with self.read_session() as session:
+            return session.frame(sql, params)
+
+
+class Store(Reads):
     """Short-lived connections to the governance DB, with retry while it is locked."""
 
     dialect = DUCKDB
@@ -348,15 +364,6 @@ class Store:
         """Reads on one read-only connection; other readers may hold the file meanwhile."""
         with self._connect(read_only=True) as conn:
             yield ReadSession(conn, DUCKDB)
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self.read_session() as session:
-            return session.all(sql, params)
-
-    def query_df(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """The same as `query`, as a pandas DataFrame (for charts and CSV)."""
-        with self.read_session() as session:
-            return session.frame(sql, params)
 
     @property
     def cache_id(self) -> str:
