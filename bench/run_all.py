@@ -28,7 +28,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bench_core.py", (r"index build", r"query latency", r"streamlit RSS")),
     ("bench_telemetry.py", (r"req/s",)),
     ("bench_governance.py", (r"policy decision|decisions", r"overspend ratio", r"audit verify")),
-    ("bench_retrieval.py", (r"hybrid", r"coverage")),
+    ("bench_retrieval.py", (r"heldout \(\d+\) by section", r"coverage", r"latency warm, hybrid")),
     ("bench_guard.py", (r"recall|detected|flagged", r"guard time")),
 )
 BENCH_KEYS = (

@@ -33,6 +33,8 @@ def _cell(value: Any) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
+        if value >= 100:
+            return f"{value:,.0f}"
         return f"{value:.6f}".rstrip("0").rstrip(".") if value < 0.01 else f"{value:.4g}"
     return str(value)
 
