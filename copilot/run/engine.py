@@ -255,14 +255,11 @@ class Engine:
                     "(see `python -m copilot runs --status interrupted`)."
                 )
             cut_off = [
-                (str(key), int(position))
-                for key, position in (
-                    (r["idempotency_key"], r["step"])
-                    for r in tx.all(
-                        "SELECT idempotency_key, step FROM tool_calls WHERE run_id = ? AND "
-                        "status = 'started' ORDER BY step",
-                        [run_id],
-                    )
+                (str(r["idempotency_key"]), int(r["step"]))
+                for r in tx.all(
+                    "SELECT idempotency_key, step FROM tool_calls WHERE run_id = ? AND "
+                    "status = 'started' ORDER BY step",
+                    [run_id],
                 )
             ]
             state.status = RunStatus.RUNNING
@@ -300,7 +297,8 @@ def sweep(tx: Transaction) -> list[str]:
         "ORDER BY run_id"
     )
     interrupted: list[str] = []
-    for run_id, token, heartbeat in (tuple(c.values()) for c in candidates):
+    for row in candidates:
+        run_id, token, heartbeat = row["run_id"], row["owner_token"], row["heartbeat_at"]
         if run_id in interrupted or is_alive(token, heartbeat, now):
             continue
         try:
