@@ -91,7 +91,13 @@ def history_chart(frame: pd.DataFrame) -> go.Figure:
                 mode="lines+markers",
                 line={"dash": dash, "color": COLOURS.get(str(config))},
             )
-    fig.update_layout(title="Earlier bench runs", height=380, yaxis={"range": [0, 1.05]})
+    # One tick per run: as a time axis, a single run got sub-millisecond tick labels.
+    fig.update_layout(
+        title="Earlier bench runs",
+        height=380,
+        yaxis={"range": [0, 1.05]},
+        xaxis={"type": "category", "title": "run (UTC)"},
+    )
     return fig
 
 
@@ -124,6 +130,8 @@ def main() -> None:
         ui.chart_with_csv(*grouped_bars(latest, keys, "Latency (ms)"), "bench-latency")
     st.subheader("History")
     frame = history_frame(runs)
+    if len(runs) == 1:
+        st.caption("One run so far: each `make bench` adds a point here.")
     ui.chart_with_csv(history_chart(frame), frame, "bench-history")
 
 
