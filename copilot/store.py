@@ -82,7 +82,41 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text.lower() and ("Could not set lock" in text or "Conflicting" in text)
 
 
-class Transaction:
+class ReadSession:
+    """Reads on one connection (several panels share it): rows as dicts or a DataFrame."""
+
+    def __init__(self, conn: Any, dialect: Dialect) -> None:
+        self._conn = conn
+        self.dialect = dialect
+
+    def _run(self, sql: str, params: Sequence[Any]) -> Any:
+        return self._conn.execute(self.dialect.sql(sql), list(params))
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self._run(sql, params)
+        return _dicts(cursor, cursor.fetchall())
+
+    def batches(
+        self, sql: str, params: Sequence[Any] = (), *, size: int = 5000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Rows as dicts, `size` at a time (a whole table without holding it in memory)."""
+        cursor = self._run(sql, params)
+        while rows := cursor.fetchmany(size):
+            yield _dicts(cursor, rows)
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """A pandas DataFrame; DuckDB builds it natively (fast at a million rows)."""
+        if self.dialect is DUCKDB:
+            return self._conn.execute(sql, list(params)).df()
+        return rows_frame(self._run(sql, params))
+
+
+def _dicts(cursor: Any, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+class Transaction(ReadSession):
     """Writes inside one open connection, on either engine. Every string written is redacted
     here, in one place, so no caller can forget; audit events are hash-chained here too.
 
@@ -90,18 +124,14 @@ class Transaction:
     is private, so nothing outside the store depends on which engine is underneath."""
 
     def __init__(self, conn: Any, redact: Redactor, dialect: Dialect = DUCKDB) -> None:
-        self._conn = conn
+        super().__init__(conn, dialect)
         self._redact = redact
-        self.dialect = dialect
         self._queued: list[dict[str, Any]] = []
         self.appended_head: tuple[int, str] | None = None
         """(seq, hash) of the last event this transaction appended, for the head file."""
 
     def _clean(self, value: Any) -> Any:
         return self._redact(value) if isinstance(value, str) else value
-
-    def _run(self, sql: str, params: Sequence[Any]) -> Any:
-        return self._conn.execute(self.dialect.sql(sql), list(params))
 
     def execute(self, sql: str, params: Sequence[Any] = (), *, redact: bool = True) -> None:
         """`redact=False` only for values that must be stored as they are (a password hash
@@ -113,9 +143,7 @@ class Transaction:
     ) -> list[dict[str, Any]]:
         """Rows as dicts. `for_update` locks them to the end of the transaction (PostgreSQL
         row locks; DuckDB already serialises write transactions)."""
-        cursor = self._run(self.dialect.for_update(sql) if for_update else sql, params)
-        names = [d[0] for d in cursor.description or []]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return super().all(self.dialect.for_update(sql) if for_update else sql, params)
 
     def one(
         self, sql: str, params: Sequence[Any] = (), *, for_update: bool = False
@@ -249,34 +277,6 @@ def chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
         default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-class ReadSession:
-    """Reads on one connection (several panels share it): rows as dicts or a DataFrame."""
-
-    def __init__(self, conn: Any, dialect: Dialect) -> None:
-        self._conn = conn
-        self.dialect = dialect
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        cursor = self._conn.execute(self.dialect.sql(sql), list(params))
-        names = [d[0] for d in cursor.description or []]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-    def batches(
-        self, sql: str, params: Sequence[Any] = (), *, size: int = 5000
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Rows as dicts, `size` at a time (a whole table without holding it in memory)."""
-        cursor = self._conn.execute(self.dialect.sql(sql), list(params))
-        names = [d[0] for d in cursor.description or []]
-        while rows := cursor.fetchmany(size):
-            yield [dict(zip(names, row, strict=True)) for row in rows]
-
-    def frame(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """A pandas DataFrame; DuckDB builds it natively (fast at a million rows)."""
-        if self.dialect is DUCKDB:
-            return self._conn.execute(sql, list(params)).df()
-        return rows_frame(self._conn.execute(self.dialect.sql(sql), list(params)))
 
 
 def rows_frame(cursor: Any) -> Any:
