@@ -27,25 +27,29 @@ from copilot.tools import Toolbox
 
 
 def open_store(settings: Settings) -> Store:
-    """The DuckDB file under COPILOT_HOME, or PostgreSQL when COPILOT_DATABASE_URL is set.
-    Both have the same interface; the PostgreSQL store is typed as `Store` for callers."""
-    redact = Redactor(settings.secret_values())
-    if settings.database_url:
-        store: Any = PgStore(
-            settings.database_url,
-            home=settings.home,
-            redact=redact,
-            lock_timeout_s=settings.db_lock_timeout_s,
-        )
-        return cast(Store, store)
-    return Store(settings.db_path, lock_timeout_s=settings.db_lock_timeout_s, redact=redact)
+    """The DuckDB file under COPILOT_HOME, or PostgreSQL when COPILOT_DATABASE_URL is set."""
+    return store_at(
+        settings.database_url or settings.db_path,
+        redact=Redactor(settings.secret_values()),
+        home=settings.home,
+        lock_timeout_s=settings.db_lock_timeout_s,
+    )
 
 
-def store_at(target: str | Path, *, redact: Redactor | None = None) -> Store:
-    """A store from a DuckDB file path or a postgresql:// URL (the CLI's store copy, workers)."""
+def store_at(
+    target: str | Path,
+    *,
+    redact: Redactor | None = None,
+    home: Path | None = None,
+    lock_timeout_s: float = 20.0,
+) -> Store:
+    """A store from a DuckDB file path or a postgresql:// URL. Both have the same interface;
+    the PostgreSQL store is typed as `Store` for callers. `home` keeps PostgreSQL's audit
+    head file beside the app's other files (a DuckDB file keeps it beside itself)."""
     if is_postgres_url(str(target)):
-        return cast(Store, PgStore(str(target), redact=redact))
-    return Store(Path(target), redact=redact)
+        pg: Any = PgStore(str(target), home=home, redact=redact, lock_timeout_s=lock_timeout_s)
+        return cast(Store, pg)
+    return Store(Path(target), lock_timeout_s=lock_timeout_s, redact=redact)
 
 
 def make_retriever(settings: Settings, encoder: Callable[[], Encoder] = get_embedder) -> Retriever:
