@@ -15,9 +15,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from copilot.config import Settings
 from copilot.evaluation.lookalike_jira import FakeJira
@@ -51,8 +50,6 @@ class World:
     index_home: Path
     jira: FakeJira
     provider: str
-    line_checks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    """Line checks by (task, answer steps), shared by the configurations (harness)."""
 
     def settings(self, home: Path, **overrides: object) -> Settings:
         # .env and the environment give the provider's keys (make bench PROVIDER=openai);
