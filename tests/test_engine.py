@@ -391,6 +391,17 @@ def test_a_task_no_runbook_covers_gets_a_warn_and_no_action(services: Services):
     assert as_dict(services.run("Disk full on the postgres volume"))["covered"] is True
 
 
+def test_a_task_about_a_system_no_runbook_mentions_says_which_name_it_missed(services: Services):
+    result = services.run("SAP HANA memory allocator throws errors in the finance system")
+    shown = as_dict(result)
+    assert shown["covered"] is False and result.verdict == "warn" and result.steps == []
+    assert shown["uncovered_why"].startswith("no runbook mentions SAP, HANA (relevance 0.")
+    assert "Why: no runbook mentions SAP, HANA" in result.answer
+    assert result.reasons == [
+        f"no runbook covers this task ({shown['uncovered_why']}); nothing was planned or done"
+    ]
+
+
 def test_an_unrelated_follow_up_does_not_inherit_the_previous_passages(services: Services):
     first = services.run("Pods in checkout are OOMKilled")
     other = services.run("our postgres replica is minutes behind", history=[first])

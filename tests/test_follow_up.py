@@ -24,6 +24,10 @@ FOLLOW_UPS = [
     "what should I check first?",
     "what next?",
     "what do I do after that",
+    "who do I escalate to?",  # asks for a part of a runbook, names no subject
+    "who should be paged",
+    "how do I verify?",
+    "how do I roll back",
 ]
 NEW_SUBJECTS = [
     "our postgres has too many connections",

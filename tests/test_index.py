@@ -9,6 +9,7 @@ import pytest
 from copilot.embeddings import get_embedder
 from copilot.errors import CorpusError
 from copilot.index import Index, refresh_index
+from copilot.intents import cue_intents, query_intents
 
 
 class CountingEncoder:
@@ -183,9 +184,25 @@ def test_a_refresh_by_another_process_is_picked_up_by_a_running_retriever(corpus
     ],
 )
 def test_a_question_names_the_runbook_section_it_wants(question, sections):
-    from copilot.index import query_intents
+    assert cue_intents(question) == sections
 
-    assert query_intents(question) == sections
+
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        ("a critical CVE hit a library we use, how do we roll out the patch", "mitigation"),
+        ("the cert lapses this weekend and renewal is stuck, any workaround", "mitigation"),
+        ("once latency settles, what tells me the slowdown is really over", "verification"),
+    ],
+)
+def test_without_a_cue_the_nearest_example_questions_name_the_section(question, section):
+    assert cue_intents(question) == set()  # no word says it outright
+    assert section in query_intents(question, get_embedder().encode([question])[0])
+
+
+def test_a_situation_without_a_question_asks_for_no_section():
+    text = "the checkout pods are OOMKilled"
+    assert query_intents(text, get_embedder().encode([text])[0]) == set()
 
 
 def test_the_intent_lifts_that_section_of_the_best_runbook_only(tmp_path):
@@ -197,3 +214,16 @@ def test_the_intent_lifts_that_section_of_the_best_runbook_only(tmp_path):
     hits = index.search_hybrid(query, get_embedder().encode([query])[0], 4)
     assert hits[0].chunk.chunk_id == "dns.md#escalation"
     assert hits[1].chunk.chunk_id == "dns.md#fix"  # not the other runbook's Escalation
+
+
+def test_a_section_leads_its_runbook_not_the_runbook_summary(tmp_path):
+    corpus = tmp_path / "corpus"
+    summary = "# Disk full\n\nUse this runbook when a volume fills up and writes fail.\n\n"
+    write(corpus, "disk.md", summary + "## Mitigation\n1. Delete rotated logs in /var/log\n")
+    write(corpus, "dns.md", "# DNS\n\nUse this runbook for lookups.\n\n## Fix\n1. Restart\n")
+    index, _ = refresh_index(corpus, tmp_path / "index", get_embedder)
+    query = "a volume fills up and writes fail"  # the summary's own words
+    hits = index.search_hybrid(query, get_embedder().encode([query])[0], 4)
+    assert [h.chunk.chunk_id for h in hits[:2]] == ["disk.md#mitigation", "disk.md#disk-full"]
+    dense = index.search(get_embedder().encode([query])[0], 1)
+    assert dense[0].chunk.chunk_id == "disk.md#disk-full"  # which the summary matches best

@@ -17,6 +17,13 @@
   loss on the first set, so it was not adopted.
   Its coverage: 21 of 22 covered; "after reverting a release, how do I confirm everything is
   healthy again" (relevance 0.463) is refused, the threshold left where it was calibrated.
+- tests/data/heldout_blind4_queries.jsonl: 36 more (every runbook, each with a section),
+  written from the runbooks alone by someone who had seen neither the retriever nor the
+  other sets, and committed before anything measured it. Its first measurement, after
+  the runbook summary stopped leading its sections and example questions became a second
+  intent signal (copilot.intents): by section MRR 0.818, recall@3 0.86 (the code before
+  those two changes: 0.751); by runbook 0.952, 0.94. The other sets moved to 0.977 /
+  0.958 / 0.746 by section (from 0.989 / 0.910 / 0.574).
 - Tuning only ever used tests/data/tuning_queries.jsonl and labelled_queries.jsonl.
 - tests/data/out_of_scope.jsonl: 24 questions no runbook covers, half of them near-misses.
 """
@@ -31,17 +38,25 @@ import pytest
 
 from copilot.embeddings import get_embedder
 from copilot.index import Hit, Index
-from copilot.retriever import covers
+from copilot.retriever import coverage, names_in
 from copilot.service import Services
 
 DATA = Path(__file__).parent / "data"
 MODES = ("dense", "bm25", "hybrid")
 HELDOUT = ("heldout_queries.jsonl", "heldout_fresh_queries.jsonl")
 # Hybrid, by runbook and section. The issue's target is MRR >= 0.97 and recall@3 = 1.00: met
-# on the first set (0.989), not on the blind second one (0.910, two questions at rank 2 and
-# one at 3): its floor is what was measured, so that a regression fails.
-SECTION_MRR_FLOOR = {"heldout_queries.jsonl": 0.97, "heldout_fresh_queries.jsonl": 0.90}
+# on the first set (0.977), not on the second (0.958, one question at rank 2 and one at 3):
+# its floor is what was measured, so that a regression fails.
+SECTION_MRR_FLOOR = {"heldout_queries.jsonl": 0.97, "heldout_fresh_queries.jsonl": 0.95}
 BLIND3 = "heldout_blind3_queries.jsonl"
+BLIND4 = "heldout_blind4_queries.jsonl"
+# Far below the target, and recorded as such: each floor is the set's measurement rounded
+# down (by runbook MRR, recall@3; by section MRR, recall@3), so that a regression fails and
+# an improvement shows.
+LATER_SET_FLOORS = {
+    BLIND3: ((0.93, 0.95), (0.74, 0.86)),
+    BLIND4: ((0.95, 0.94), (0.81, 0.86)),
+}
 
 
 def load(name: str) -> list[dict[str, str]]:
@@ -90,7 +105,7 @@ def index(built_index: Path) -> Index:
 
 
 def test_the_query_sets_are_big_enough_and_point_at_real_chunks(index: Index):
-    heldout = load(HELDOUT[0]) + load(HELDOUT[1]) + load(BLIND3)
+    heldout = [q for name in (*HELDOUT, *LATER_SET_FLOORS) for q in load(name)]
     assert len(load(HELDOUT[0])) >= 40 and len(load("out_of_scope.jsonl")) >= 20
     sections = {(c.source, c.chunk_id.split("#", 1)[1]) for c in index.chunks}
     for q in heldout + load("tuning_queries.jsonl"):
@@ -121,16 +136,16 @@ def test_hybrid_finds_the_section_and_beats_each_ranking_alone(index: Index, nam
     assert hybrid["mrr"] > max(figures["dense"]["mrr"], figures["bm25"]["mrr"])
 
 
-def test_the_third_blind_set_holds_its_first_measurement(index: Index, record_property):
-    """Far below the target, and recorded as such: the floors are the first measurement
-    (rounded down), so that a regression fails and an improvement shows."""
-    queries = load(BLIND3)
+@pytest.mark.parametrize("name", LATER_SET_FLOORS)
+def test_the_later_sets_hold_their_measurement(index: Index, name, record_property):
+    queries = load(name)
     by_runbook = measure(index, "hybrid", queries, by_section=False)
     by_section = measure(index, "hybrid", queries)
-    print(f"\n{BLIND3}: by runbook {by_runbook}, by section {by_section}")
-    record_property("blind3", {"runbook": by_runbook, "section": by_section})
-    assert by_runbook["mrr"] >= 0.93 and by_runbook["recall_at_3"] >= 0.95
-    assert by_section["mrr"] >= 0.57 and by_section["recall_at_3"] >= 0.72
+    print(f"\n{name}: by runbook {by_runbook}, by section {by_section}")
+    record_property(name, {"runbook": by_runbook, "section": by_section})
+    (runbook_mrr, runbook_r3), (section_mrr, section_r3) = LATER_SET_FLOORS[name]
+    assert by_runbook["mrr"] >= runbook_mrr and by_runbook["recall_at_3"] >= runbook_r3
+    assert by_section["mrr"] >= section_mrr and by_section["recall_at_3"] >= section_r3
 
 
 def test_recall_at_3_on_the_older_labelled_runbook_queries(services: Services):
@@ -140,26 +155,41 @@ def test_recall_at_3_on_the_older_labelled_runbook_queries(services: Services):
     assert misses == []
 
 
+def covered(services: Services, names: Sequence[str]) -> list[tuple[str, bool]]:
+    """Each question of the sets, and whether the retriever says a runbook covers it."""
+    questions = [q["q"] for name in names for q in load(name)]
+    found = services.retriever.search_many(questions, 3)
+    return [
+        (q, services.retriever.coverage(q, hits).covered)
+        for q, hits in zip(questions, found, strict=True)
+    ]
+
+
 def test_no_heldout_question_is_refused_and_out_of_scope_ones_are(services: Services):
-    retriever = services.retriever
-    heldout, out_of_scope = load(HELDOUT[0]) + load(HELDOUT[1]), load("out_of_scope.jsonl")
-    refused = [
-        q["q"]
-        for q, hits in zip(
-            heldout, retriever.search_many([q["q"] for q in heldout], 3), strict=True
-        )
-        if not retriever.covers(hits)
-    ]
-    answered = [
-        q["q"]
-        for q, hits in zip(
-            out_of_scope, retriever.search_many([q["q"] for q in out_of_scope], 3), strict=True
-        )
-        if retriever.covers(hits)
-    ]
+    refused = [q for q, yes in covered(services, HELDOUT) if not yes]
+    answered = [q for q, yes in covered(services, ["out_of_scope.jsonl"]) if yes]
     assert refused == []
-    assert len(answered) <= len(out_of_scope) // 10, answered  # at least 9 in 10 declined
+    assert len(answered) <= 24 // 10, answered  # at least 9 in 10 declined
 
 
-def test_covers_needs_hits():
-    assert covers([]) is False
+def test_a_task_naming_a_system_no_runbook_mentions_is_not_covered(services: Services):
+    retriever = services.retriever
+    task = "How do I restart the COBOL batch scheduler on the mainframe"
+    found = retriever.coverage(task, retriever.search(task, 3))
+    assert not found.covered and found.relevance >= 0.5  # on relevance alone it was covered
+    assert found.reason.startswith("no runbook mentions COBOL")
+    known = "the CoreDNS pods in kube-system are crash looping"  # names the corpus uses
+    assert retriever.coverage(known, retriever.search(known, 3)).covered
+
+
+def test_names_are_capitalised_words_where_no_sentence_starts():
+    assert names_in("Payroll export to SAP failed. Restart HANA on Friday") == [
+        "SAP",
+        "HANA",
+        "Friday",
+    ]
+    assert names_in("PagerDuty paged me: Kafka lag") == ["PagerDuty"]
+
+
+def test_coverage_needs_hits(index: Index):
+    assert coverage("disk full", [], index).covered is False

@@ -8,7 +8,7 @@ from typing import Any
 from copilot.guard import assess
 from copilot.llm import prompts
 from copilot.llm.base import LLMRequest
-from copilot.retriever import COVER_THRESHOLD, covers, relevance, to_passage
+from copilot.retriever import to_passage
 from copilot.run.calls import llm
 from copilot.run.context import RunContext, RunHooks
 from copilot.run.journal import Batch
@@ -22,7 +22,9 @@ def retrieve(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) ->
     # cover every stage of the work.
     hits = ctx.retriever.search_with_runbook(state.query, ctx.settings.top_k * 2)
     state.note_passages([to_passage(h) for h in hits], guard=ctx.guard)
-    state.covered, state.relevance = covers(hits[:3]), round(relevance(hits[:3]), 4)
+    found = ctx.retriever.coverage(state.task, hits[:3])
+    state.covered, state.relevance = found.covered, round(found.relevance, 4)
+    state.uncovered_why = found.reason
     if ctx.guard:
         state.flags += assess(state.task, "task").reasons
     batch.audit(
@@ -41,7 +43,7 @@ def plan(ctx: RunContext, state: RunState, batch: Batch, hooks: RunHooks) -> Non
         batch.audit(
             "planner",
             "planner.uncovered",
-            f"no runbook covers the task (relevance {state.relevance} < {COVER_THRESHOLD})",
+            f"no runbook covers the task: {state.uncovered_why}",
         )
         hooks.on_step("planner", "No runbook covers this task", "done")
         return

@@ -72,8 +72,7 @@ def _uncovered(state: RunState, batch: Batch) -> None:
     state.answer = uncovered_answer(state)
     state.verdict = "warn"
     state.reasons = [
-        f"no runbook covers this task (relevance {state.relevance:.2f} is below the "
-        "threshold); nothing was planned or done"
+        f"no runbook covers this task ({state.uncovered_why}); nothing was planned or done"
     ]
     state.reviews += 1
     batch.audit("reviewer", "reviewer.verdict", state.reasons[0], verdict="warn")

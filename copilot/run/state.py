@@ -72,6 +72,7 @@ class RunState:
     prior: str = ""
     covered: bool = True  # False: no runbook covers the task (relevance below the threshold)
     relevance: float = 0.0
+    uncovered_why: str = ""  # e.g. "no runbook mentions COBOL (relevance 0.57)"
     passages: dict[str, Passage] = field(default_factory=dict)
     step_retrieved: dict[int, list[str]] = field(default_factory=dict)
     steps: list[StepState] = field(default_factory=list)

@@ -72,6 +72,8 @@ def uncovered_answer(state: RunState) -> str:
         "action. Add a runbook for it to the corpus, or rephrase the task if it is about "
         "one of the operations the runbooks cover.",
     ]
+    if state.uncovered_why:
+        lines.append(f"\nWhy: {state.uncovered_why}.")
     if closest:
         lines.append("\nPossibly related:")
         lines += [f"- {p.source} - {p.heading.split(' > ')[-1]} [{p.chunk_id}]" for p in closest]
@@ -128,6 +130,7 @@ def as_dict(state: RunState) -> dict[str, Any]:
         "summary": summary(state),
         "covered": state.covered,
         "relevance": state.relevance,
+        "uncovered_why": state.uncovered_why,
         "provider": state.provider,
         "model": state.model,
         "plan": [dict(s.__dict__) for s in state.steps],
