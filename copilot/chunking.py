@@ -18,6 +18,8 @@ _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^(```|~~~)")
 _ID_UNSAFE = re.compile(r"[\s\[\]#]+")
 _WORD = re.compile(r"[a-z0-9]+")
+BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 # Words people use for what a standard runbook section does, keyed by its heading's slug.
 SECTION_TERMS = {
     "symptoms": "symptom signs alert alerts firing look like seeing noticed",
@@ -72,6 +74,17 @@ class Chunk:
         intent = SECTION_TERMS.get(section, "")
         body = "" if section in LINK_SECTIONS else self.text
         return "\n".join([self.heading] * HEADING_WEIGHT + [intent, body])
+
+
+def support_units(text: str) -> list[str]:
+    """What an answer line citing this chunk is compared with (copilot.run.grounding): the
+    text whole, each of its non-empty lines (bullets, steps, without the bullet) and, for a
+    line of several sentences (an introduction paragraph), each sentence, since an answer
+    may quote one. The index keeps their vectors, so a first run does not encode them."""
+    lines = [BULLET.sub("", ln).strip() for ln in text.splitlines()]
+    lines = [x for x in lines if len(x) > 3 and not x.startswith("#")]
+    sentences = [s for s in _SENTENCE.split(" ".join(lines)) if len(s) > 3]
+    return [text, *dict.fromkeys(lines + sentences)]
 
 
 def content_hash(text: str) -> str:

@@ -53,6 +53,12 @@ class Embedder:
             self._remember(texts, fresh)
         return out
 
+    def remember(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Vectors this model computed earlier (the index keeps its runbook lines'), so
+        encoding those texts again costs nothing."""
+        with self._lock:
+            self._remember(texts, dict(zip(texts, vectors, strict=True)))
+
     def _model_encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)

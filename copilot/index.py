@@ -1,10 +1,12 @@
 """The persisted search index under $COPILOT_HOME/index.
 
 Layout: `manifest.json` (model, file hashes, chunk metadata, the names of the data files),
-`vectors-<generation>.npy` (MiniLM) and `bm25-<generation>/` (the bm25s index over the same
-chunks). The data files are written first and the manifest replaced atomically after them,
-so a reader never sees a manifest pointing at missing files. Refresh re-embeds only chunks
-whose content hash is new and drops files that are gone; BM25 is cheap and is rebuilt
+`vectors-<generation>.npy` (MiniLM), `bm25-<generation>/` (the bm25s index over the same
+chunks) and `lines-<generation>.npy` (MiniLM vectors of the runbook lines the reviewer checks
+answers against, handed to the embedder's memo so no run has to encode them). The data files
+are written first and the manifest replaced atomically after them, so a reader never sees a
+manifest pointing at missing files. Refresh re-embeds only chunks whose content hash is new
+(and lines whose text is new) and drops files that are gone; BM25 is cheap and is rebuilt
 whenever the chunks change.
 
 Search is hybrid: the dense ranking and the BM25 ranking are fused by reciprocal rank
@@ -13,6 +15,7 @@ Search is hybrid: the dense ranking and the BM25 ranking are fused by reciprocal
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -23,12 +26,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import bm25s
 import numpy as np
 
-from copilot.chunking import Chunk, chunk_markdown, content_hash, slugify, tokenize
+from copilot.chunking import Chunk, chunk_markdown, content_hash, slugify, support_units, tokenize
 from copilot.embeddings import DIMENSIONS, MODEL_NAME
 from copilot.errors import CorpusError
 from copilot.guard.chunks import GUARD_VERSION, guard_chunks
@@ -40,6 +43,8 @@ MANIFEST = "manifest.json"
 # Bump when tokenize() or Chunk.lexical_text() change: a persisted BM25 index built with
 # other terms is rebuilt from the chunks on load (no re-embedding needed).
 LEXICAL_VERSION = 3
+# Bump when support_units() changes: the persisted line vectors are then re-encoded.
+LINES_VERSION = 1
 # Reciprocal rank fusion: score = sum of weight / (RRF_K + rank) over three rankings: the
 # chunk by MiniLM, the chunk by BM25, and the chunk's runbook by MiniLM (the centroid of its
 # chunks: it keeps a section of the right runbook above a look-alike section of another).
@@ -62,6 +67,13 @@ INTENT_WEIGHT = 1.5
 
 class Encoder(Protocol):
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Memo(Protocol):
+    """An encoder that can be told vectors it has not computed (copilot.embeddings)."""
+
+    def remember(self, texts: Sequence[str], vectors: np.ndarray) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,7 @@ class RefreshReport:
     warnings: list[str] = field(default_factory=list)
     chunks_total: int = 0
     chunks_embedded: int = 0
+    lines_embedded: int = 0  # runbook lines answers are checked against (line_texts)
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -142,7 +155,8 @@ class RefreshReport:
             f"{self.chunks_total} chunks from {files} files ({len(self.added)} added, "
             f"{len(self.changed)} changed, "
             f"{len(self.removed)} removed, {len(self.unchanged)} unchanged); "
-            f"embedded {self.chunks_embedded} chunks in {self.seconds:.2f} s"
+            f"embedded {self.chunks_embedded} chunks and {self.lines_embedded} lines "
+            f"in {self.seconds:.2f} s"
         )
 
 
@@ -156,6 +170,7 @@ class Index:
         file_hashes: dict[str, str],
         lexical: Lexical | None = None,
         guard_version: str = GUARD_VERSION,
+        line_vectors: np.ndarray | None = None,
     ) -> None:
         self.chunks = chunks
         self.vectors = vectors
@@ -168,12 +183,19 @@ class Index:
         # A runbook's title chunk ("use this runbook when ...") sums up its whole topic.
         self._overview = np.array([len(c.headings) <= 1 for c in chunks], dtype=bool)
         self.guard_version = guard_version  # which injection guard assessed the chunks
+        # The vectors of line_texts(chunks), which the reviewer compares answer lines with;
+        # None when loaded from an index saved before they were kept (refresh adds them).
+        self.line_vectors = line_vectors
         self._words = frozenset(
             w for c in chunks for w in _WORD.findall(f"{c.heading}\n{c.text}".lower())
         )
 
     def __len__(self) -> int:
         return len(self.chunks)
+
+    @functools.cached_property
+    def line_texts(self) -> list[str]:
+        return line_texts(self.chunks)
 
     def mentions(self, name: str) -> bool:
         """Whether any runbook uses every word of `name` (case-insensitive)."""
@@ -249,6 +271,7 @@ class Index:
             manifest["files"],
             _load_lexical(index_dir, manifest, chunks),
             manifest.get("guard_version", ""),
+            _load_lines(index_dir, manifest, chunks),
         )
 
     def save(self, index_dir: Path) -> None:
@@ -260,12 +283,20 @@ class Index:
         np.save(index_dir / name, self.vectors)
         lexical = f"bm25-{generation}"
         self.lexical.save(index_dir / lexical)
+        lines = f"lines-{generation}.npy"
+        if self.line_vectors is not None:
+            np.save(index_dir / lines, self.line_vectors)
         manifest = {
             "model": MODEL_NAME,
             "dimensions": DIMENSIONS,
             "vectors": name,
             "bm25": lexical,
             "bm25_version": LEXICAL_VERSION,
+            **(
+                {"lines": lines, "lines_version": LINES_VERSION}
+                if self.line_vectors is not None
+                else {}
+            ),
             "files": self.file_hashes,
             "guard_version": self.guard_version,
             "chunks": [asdict(c) for c in self.chunks],
@@ -275,9 +306,11 @@ class Index:
         os.replace(tmp, old)
         self.lexical_saved = True
         # Keep the previous files: another process may have just read the old manifest.
-        for stale in [*index_dir.glob("vectors-*.npy"), *index_dir.glob("bm25-*")]:
-            if stale.name not in (name, lexical, *previous):
-                _remove(stale)
+        kept = (name, lexical, lines, *previous)
+        for pattern in ("vectors-*.npy", "bm25-*", "lines-*.npy"):
+            for stale in index_dir.glob(pattern):
+                if stale.name not in kept:
+                    _remove(stale)
 
 
 def rrf(dense: np.ndarray, bm25: np.ndarray, runbook: np.ndarray) -> np.ndarray:
@@ -330,6 +363,27 @@ def _load_lexical(
         return None
 
 
+def _load_lines(
+    index_dir: Path, manifest: dict[str, object], chunks: list[Chunk]
+) -> np.ndarray | None:
+    """The persisted line vectors, or None (refresh re-encodes them) when they are missing,
+    from another version of support_units() or do not match the chunks."""
+    name = manifest.get("lines")
+    if not isinstance(name, str) or manifest.get("lines_version") != LINES_VERSION:
+        return None
+    try:
+        vectors = np.load(index_dir / name)
+    except (OSError, ValueError) as exc:
+        log.warning("line vectors in %s are unreadable (%s); re-encoding them", index_dir, exc)
+        return None
+    return vectors if vectors.shape == (len(line_texts(chunks)), DIMENSIONS) else None
+
+
+def line_texts(chunks: Sequence[Chunk]) -> list[str]:
+    """Every chunk's support units (copilot.chunking.support_units), each once."""
+    return list(dict.fromkeys(u for c in chunks for u in support_units(c.text)))
+
+
 def _files_named_in(manifest: Path) -> tuple[str, ...]:
     try:
         data = json.loads(manifest.read_text())
@@ -337,7 +391,7 @@ def _files_named_in(manifest: Path) -> tuple[str, ...]:
         return ()
     if not isinstance(data, dict):
         return ()
-    return tuple(str(data[key]) for key in ("vectors", "bm25") if key in data)
+    return tuple(str(data[key]) for key in ("vectors", "bm25", "lines") if key in data)
 
 
 def _remove(path: Path) -> None:
@@ -415,7 +469,9 @@ def refresh_index(
     report.removed = sorted(set(old_hashes) - set(hashes))
     guarded = old is not None and old.guard_version == GUARD_VERSION
     if old and guarded and not report.added and not report.changed and not report.removed:
-        if not old.lexical_saved:
+        if old.line_vectors is None:  # an index from before the line vectors were kept
+            old.line_vectors = _lines_for(old.chunks, None, encoder_factory, report)
+        if not old.lexical_saved or report.lines_embedded:
             old.save(index_dir)  # an index from before BM25, or from an older tokenizer
         report.chunks_total = len(old)
         report.seconds = time.perf_counter() - started
@@ -424,7 +480,8 @@ def refresh_index(
     # The index-time door of the injection guard: each new or changed chunk is assessed once.
     chunks = guard_chunks(chunks, old.chunks if old and guarded else (), encoder_factory)
     vectors = _vectors_for(chunks, old, encoder_factory, report)
-    index = Index(chunks, vectors, hashes)
+    lines = _lines_for(chunks, old, encoder_factory, report)
+    index = Index(chunks, vectors, hashes, line_vectors=lines)
     index.save(index_dir)
     report.chunks_total = len(chunks)
     report.seconds = time.perf_counter() - started
@@ -455,3 +512,23 @@ def _vectors_for(
         vectors[todo] = fresh
     report.chunks_embedded = len(todo)
     return vectors
+
+
+def _lines_for(
+    chunks: list[Chunk],
+    old: Index | None,
+    encoder_factory: Callable[[], Encoder],
+    report: RefreshReport,
+) -> np.ndarray:
+    """Line vectors, reusing the old index's for any line it already had."""
+    texts = line_texts(chunks)
+    known: dict[str, np.ndarray] = {}
+    if old is not None and old.line_vectors is not None:
+        known = dict(zip(old.line_texts, old.line_vectors, strict=True))
+    todo = [t for t in texts if t not in known]
+    if todo:
+        known.update(zip(todo, encoder_factory().encode(todo), strict=True))
+    report.lines_embedded = len(todo)
+    if not texts:
+        return np.zeros((0, DIMENSIONS), dtype=np.float32)
+    return np.stack([known[t] for t in texts]).astype(np.float32)

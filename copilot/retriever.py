@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from copilot.embeddings import get_embedder
-from copilot.index import MANIFEST, Encoder, Hit, Index, RefreshReport, refresh_index
+from copilot.index import MANIFEST, Encoder, Hit, Index, Memo, RefreshReport, refresh_index
 from copilot.intents import CUE_WORDS
 from copilot.llm.base import Passage
 
@@ -28,6 +28,7 @@ class Retriever:
         self._encoder_factory = encoder_factory
         self._index: Index | None = None
         self._stamp: tuple[int, int] | None = None
+        self._remembered: Index | None = None  # whose line vectors the encoder was given
         self._lock = threading.Lock()
 
     def refresh(self) -> RefreshReport:
@@ -68,8 +69,20 @@ class Retriever:
     def search_many(self, queries: list[str], k: int = 4) -> list[list[Hit]]:
         """Batch search: one encoder call for all queries."""
         index = self.index
-        vectors = self._encoder_factory().encode(queries)
+        encoder = self._encoder_factory()
+        self._remember_lines(index, encoder)
+        vectors = encoder.encode(queries)
         return [index.search_hybrid(q, v, k) for q, v in zip(queries, vectors, strict=True)]
+
+    def _remember_lines(self, index: Index, encoder: Encoder) -> None:
+        """Hand the index's runbook-line vectors to the encoder's memo once per loaded index:
+        the reviewer's line checks then encode only the answer's own lines, even on the
+        first run of a process."""
+        if self._remembered is index or index.line_vectors is None:
+            return
+        if isinstance(encoder, Memo):
+            encoder.remember(index.line_texts, index.line_vectors)
+        self._remembered = index
 
     def coverage(self, task: str, hits: Sequence[Hit]) -> Coverage:
         return coverage(task, hits, self.index)

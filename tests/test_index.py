@@ -8,8 +8,9 @@ import pytest
 
 from copilot.embeddings import get_embedder
 from copilot.errors import CorpusError
-from copilot.index import Index, refresh_index
+from copilot.index import Index, line_texts, refresh_index
 from copilot.intents import cue_intents, query_intents
+from copilot.retriever import Retriever
 
 
 class CountingEncoder:
@@ -162,8 +163,6 @@ def test_chunk_ids_from_file_names_with_spaces_still_work_as_citations():
 
 
 def test_a_refresh_by_another_process_is_picked_up_by_a_running_retriever(corpus, tmp_path):
-    from copilot.retriever import Retriever
-
     index_dir = tmp_path / "index"
     app = Retriever(corpus, index_dir, get_embedder)  # e.g. the Streamlit server's
     assert {h.chunk.source for h in app.search("certificate renewal", 4)} == {"disk.md", "dns.md"}
@@ -227,3 +226,56 @@ def test_a_section_leads_its_runbook_not_the_runbook_summary(tmp_path):
     assert [h.chunk.chunk_id for h in hits[:2]] == ["disk.md#mitigation", "disk.md#disk-full"]
     dense = index.search(get_embedder().encode([query])[0], 1)
     assert dense[0].chunk.chunk_id == "disk.md#disk-full"  # which the summary matches best
+
+
+class RememberingEncoder(CountingEncoder):
+    """Also takes vectors computed earlier, as copilot.embeddings.Embedder does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.remembered: dict[str, np.ndarray] = {}
+
+    def remember(self, texts, vectors) -> None:
+        self.remembered.update(zip(texts, vectors, strict=True))
+
+
+def test_the_runbook_lines_answers_are_checked_against_are_encoded_once_and_kept(corpus, tmp_path):
+    index_dir, enc = tmp_path / "index", CountingEncoder()
+    index, report = refresh_index(corpus, index_dir, lambda: enc)
+    lines = line_texts(index.chunks)
+    assert "Restart CoreDNS" in lines and "1. Restart CoreDNS" not in lines  # bullet dropped
+    assert report.lines_embedded == len(lines) and set(lines) <= set(enc.texts)
+
+    write(corpus, "dns.md", "# DNS\n\n## Symptoms\n- NXDOMAIN errors\n\n## Fix\n1. Flush caches\n")
+    enc.texts.clear()
+    index, report = refresh_index(corpus, index_dir, lambda: enc)
+    # only the changed section's text and its one new line are new
+    assert report.lines_embedded == 2 and "Flush caches" in enc.texts
+
+    reloaded = Index.load(index_dir)
+    assert reloaded is not None and reloaded.line_vectors is not None
+    fresh = get_embedder().encode(reloaded.line_texts)
+    assert np.allclose(reloaded.line_vectors, fresh, atol=1e-5)
+
+
+def test_an_index_saved_without_line_vectors_gets_them_on_the_next_refresh(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    index, _ = refresh_index(corpus, index_dir, get_embedder)
+    index.line_vectors = None
+    index.save(index_dir)  # as an index from before the line vectors were kept
+    assert Index.load(index_dir).line_vectors is None  # type: ignore[union-attr]
+    _, report = refresh_index(corpus, index_dir, get_embedder)
+    assert report.chunks_embedded == 0 and report.lines_embedded > 0
+    assert Index.load(index_dir).line_vectors is not None  # type: ignore[union-attr]
+
+
+def test_a_retriever_hands_the_line_vectors_to_its_encoder_once(corpus, tmp_path):
+    enc = RememberingEncoder()
+    retriever = Retriever(corpus, tmp_path / "index", lambda: enc)
+    retriever.refresh()
+    retriever.search("coredns lookups fail", 2)
+    index = retriever.index
+    assert list(enc.remembered) == index.line_texts
+    enc.remembered.clear()
+    retriever.search("disk is full", 2)
+    assert enc.remembered == {}  # once per loaded index

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from copilot.chunking import chunk_markdown, content_hash
-from copilot.llm.base import Passage, is_regression
+from copilot.chunking import BULLET, chunk_markdown, content_hash, support_units
+from copilot.llm.base import is_regression
 from copilot.names import substitute, task_service
 from copilot.run.state import RunState, StepStatus
 
@@ -36,9 +36,7 @@ from copilot.run.state import RunState, StepStatus
 SUPPORT_THRESHOLD = 0.60
 
 _CITATION = re.compile(r"\s*\[([^\[\]\s]+#[^\[\]\s]*)\]")
-_BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _CODE = re.compile(r"`([^`\n]+)`")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _REMEDY = re.compile(r"mitigat|rollback|roll back|roll-back", re.IGNORECASE)
 
 
@@ -74,7 +72,7 @@ def answer_lines(state: RunState) -> list[LineCheck]:
     for s in state.steps:
         if s.action != "answer" or s.status != StepStatus.DONE:
             continue
-        bullets = [ln for ln in s.answer.splitlines() if _BULLET.match(ln)]
+        bullets = [ln for ln in s.answer.splitlines() if BULLET.match(ln)]
         for n, raw in enumerate(bullets, start=1):
             cited = _CITATION.findall(raw) or list(s.citations)
             lines.append(LineCheck(s.position, n, raw.strip(), list(dict.fromkeys(cited))))
@@ -83,7 +81,7 @@ def answer_lines(state: RunState) -> list[LineCheck]:
 
 def plain(line: str) -> str:
     """The line as a person reads it: no bullet, no [citation] markers."""
-    return _BULLET.sub("", _CITATION.sub("", line)).strip()
+    return BULLET.sub("", _CITATION.sub("", line)).strip()
 
 
 def check_lines(state: RunState, encoder: Encoder, corpus: Path | None) -> list[LineCheck]:
@@ -131,7 +129,7 @@ def _squash(text: str) -> str:
 def _check_support(state: RunState, lines: list[LineCheck], encoder: Encoder) -> None:
     """Rule 3 with ONE encode call for the whole run: lines, passages and passage lines."""
     cited = sorted({c for lc in lines for c in lc.citations if c in state.passages})
-    units = {c: passage_units(state.passages[c]) for c in cited}
+    units = {c: support_units(state.passages[c].text) for c in cited}
     texts = [plain(lc.text) for lc in lines]
     offsets: dict[str, tuple[int, int]] = {}
     for c in cited:
@@ -156,15 +154,6 @@ def _check_support(state: RunState, lines: list[LineCheck], encoder: Encoder) ->
                 f"weakly supported by {', '.join(lc.citations)} (similarity {lc.similarity:.2f} "
                 f"< {SUPPORT_THRESHOLD})",
             )
-
-
-def passage_units(p: Passage) -> list[str]:
-    """The passage whole, each of its non-empty lines (bullets, steps) and, for a line of
-    several sentences (an introduction paragraph), each sentence: an answer may quote one."""
-    lines = [plain(ln) for ln in p.text.splitlines()]
-    lines = [x for x in lines if len(x) > 3 and not x.startswith("#")]
-    sentences = [s for s in _SENTENCE.split(" ".join(lines)) if len(s) > 3]
-    return [p.text, *dict.fromkeys(lines + sentences)]
 
 
 def stale_citations(state: RunState, corpus: Path) -> dict[str, str]:
