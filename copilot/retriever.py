@@ -142,6 +142,11 @@ def relevance(hits: Sequence[Hit]) -> float:
 # unknown place ("errors in Europe") at 1.38.
 CONFIDENT_RELEVANCE = 0.70
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_CALENDAR_TEXT = (
+    "monday tuesday wednesday thursday friday saturday sunday january february march april "
+    "may june july august september october november december"
+)
+_CALENDAR = frozenset(_CALENDAR_TEXT.split())
 
 
 @dataclass(frozen=True)
@@ -167,15 +172,21 @@ def coverage(task: str, hits: Sequence[Hit], index: Index) -> Coverage:
 
 
 def names_in(text: str) -> list[str]:
-    """Words written as names: all capitals ("SAP", "COBOL"), capitals inside ("PagerDuty"),
-    or a capital where no sentence starts ("the Friday export")."""
+    """Words written as names: all capitals ("HANA", "COBOL"; three letters or fewer are
+    generic abbreviations such as RAM or CPU), capitals inside ("PagerDuty"), or a capital
+    where no sentence starts ("the Salesforce sync"), except days and months."""
     names = []
     for match in _NAME.finditer(text):
         word = match.group(0)
         before = text[: match.start()].rstrip()
         sentence_start = not before or before[-1] in ".!?:;\n"
-        inner = any(ch.isupper() for ch in word[1:])
-        if (len(word) > 1 and inner) or (word[0].isupper() and not sentence_start):
+        if word.isupper():
+            named = len(word) > 3
+        elif any(ch.isupper() for ch in word[1:]):
+            named = True
+        else:
+            named = word[0].isupper() and not sentence_start and word.lower() not in _CALENDAR
+        if named:
             names.append(word)
     return names
 
