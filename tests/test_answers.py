@@ -66,6 +66,8 @@ def test_tool_arguments_quote_the_runbook_line_for_the_tasks_service(services: S
     pull = next(s for s in state.steps if s.tool == "github.create_pull_request")
     assert "infra/k8s/checkout/deployment.yaml" in pull.args["body"]
     assert "infra/k8s/search" not in pull.args["body"]
+    # the step's title, what the approver reads first, names the same file
+    assert "infra/k8s/checkout/deployment.yaml" in pull.title
 
 
 # Adapting a runbook line -------------------------------------------------------------------

@@ -42,6 +42,16 @@ def test_chat_answers_with_plan_citations_and_verdict(app: AppTest):
     assert len(app.chat_message) == 2
 
 
+def test_a_task_no_runbook_covers_says_so_and_why(app: AppTest):
+    app.chat_input[0].set_value("SAP HANA memory allocator throws errors in the finance system")
+    app.run()
+    assert not app.exception and not app.error
+    body = texts(app)
+    assert "**No runbook covers this task.**" in body and "Possibly related:" in body
+    assert "Why: no runbook mentions HANA (relevance 0." in body
+    assert "Reviewer: WARN" in body
+
+
 def test_follow_up_stays_in_the_same_chat(app: AppTest):
     app.chat_input[0].set_value("Kafka consumer lag keeps growing on orders").run()
     app.chat_input[0].set_value("what do I check first?").run()

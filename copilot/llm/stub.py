@@ -240,9 +240,11 @@ def _tool_steps(request: LLMRequest, passages: list[Passage]) -> list[dict[str, 
         for p in passages:
             line = next((ln for ln in _lines(p.text) if phrase in ln.lower()), None)
             if line:
+                # The title names what will change: the task's service, not the example's.
+                title = adapt_line(line, task_service(_conversation(request)))
                 steps.append(
                     {
-                        "title": _shorten(line.rstrip("."), 90),
+                        "title": _shorten(title.rstrip("."), 90),
                         "action": "tool",
                         "tool": tool,
                         "args": _tool_args(tool, request, line, p),
