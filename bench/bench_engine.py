@@ -36,8 +36,7 @@ TASKS = (
 
 from bench.backend import BACKEND, database_urls  # noqa: E402
 from copilot.config import Settings  # noqa: E402
-from copilot.embeddings import get_embedder  # noqa: E402
-from copilot.index import Encoder  # noqa: E402
+from copilot.embeddings import Encoder, get_embedder  # noqa: E402
 from copilot.service import Services, make_retriever  # noqa: E402
 from tests.fake_openai import Behaviour, FakeOpenAI, Recorded, ok  # noqa: E402
 

@@ -10,7 +10,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -19,6 +19,21 @@ DIMENSIONS = 384
 MEMO_SIZE = 20_000
 """Texts whose vectors are kept (1.5 KiB each, ~30 MiB in all): the reviewer encodes the
 same runbook lines on every run, and the model is the slowest part of a run on CPU."""
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What everything that needs vectors takes (Embedder, or a counting wrapper in
+    tests and benchmarks): unit-length float32 vectors, one row per text."""
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Memo(Protocol):
+    """An encoder that can be told vectors it has not computed (Embedder.remember)."""
+
+    def remember(self, texts: Sequence[str], vectors: np.ndarray) -> None: ...
 
 
 class Embedder:

@@ -26,13 +26,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import bm25s
 import numpy as np
 
 from copilot.chunking import Chunk, chunk_markdown, content_hash, slugify, support_units, tokenize
-from copilot.embeddings import DIMENSIONS, MODEL_NAME
+from copilot.embeddings import DIMENSIONS, MODEL_NAME, Encoder
 from copilot.errors import CorpusError
 from copilot.guard.chunks import GUARD_VERSION, guard_chunks
 from copilot.intents import query_intents
@@ -63,17 +62,6 @@ RUNBOOK_WEIGHT = 1.0
 # With example questions as a second intent signal (copilot.intents), 1.5 shares beat 1.0 on
 # the third held-out set (0.723 -> 0.746 by section) and changed nothing elsewhere.
 INTENT_WEIGHT = 1.5
-
-
-class Encoder(Protocol):
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray: ...
-
-
-@runtime_checkable
-class Memo(Protocol):
-    """An encoder that can be told vectors it has not computed (copilot.embeddings)."""
-
-    def remember(self, texts: Sequence[str], vectors: np.ndarray) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from copilot.embeddings import get_embedder
-from copilot.index import MANIFEST, Encoder, Hit, Index, Memo, RefreshReport, refresh_index
+from copilot.embeddings import Encoder, Memo, get_embedder
+from copilot.index import MANIFEST, Hit, Index, RefreshReport, refresh_index
 from copilot.intents import CUE_WORDS
 from copilot.llm.base import Passage
 

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any, cast
 
 from copilot.config import Settings
-from copilot.embeddings import get_embedder
+from copilot.embeddings import Encoder, get_embedder
 from copilot.errors import ConfigError
 from copilot.governance import identity
 from copilot.governance.policy import Decision, Policy, load_policy
 from copilot.guard import Redactor
-from copilot.index import Encoder
 from copilot.llm import Models, get_provider
 from copilot.pgstore import PgStore, is_postgres_url
 from copilot.retriever import Retriever

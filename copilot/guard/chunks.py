@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from copilot.embeddings import Encoder
 from copilot.guard import semantic
 from copilot.guard.detector import assess_chunks
-from copilot.guard.semantic import Encoder
 
 if TYPE_CHECKING:
     from copilot.chunking import Chunk

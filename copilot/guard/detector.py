@@ -16,9 +16,10 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from copilot.embeddings import Encoder
 from copilot.guard import decode, normalise
 from copilot.guard.patterns import RULES, SQUASHED
-from copilot.guard.semantic import THRESHOLD, Encoder, Match, SemanticLayer
+from copilot.guard.semantic import THRESHOLD, Match, SemanticLayer
 
 # The disguise layers read this much of a text (the plain patterns read all of it): each
 # variant is a full pass of every rule, and a 500 kB tool output would otherwise take ~10 s.

@@ -10,14 +10,13 @@ by the caller's encoder factory on first use, never at import.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
+
+from copilot.embeddings import Encoder
 
 LIBRARY = Path(__file__).with_name("attacks.txt")
 BENIGN = Path(__file__).with_name("benign.txt")
@@ -30,7 +29,6 @@ BENIGN = Path(__file__).with_name("benign.txt")
 THRESHOLD = 0.55
 MARGIN = 0.25
 _MAX_SENTENCES = 64  # per text: a huge tool output is sampled, not encoded whole
-_CACHE_SIZE = 8192
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 _BULLET = re.compile(r"^\s*(?:[-*+>]|\d+[.)])\s+")
 # Only sentences with one of these words (or any non-Latin script) are encoded: an attack
@@ -45,10 +43,6 @@ _CUE = re.compile(
     r"image|exfiltrate|mention|hide|audit|tool|execute|override|obey|comply|now)\b",
     re.IGNORECASE,
 )
-
-
-class Encoder(Protocol):
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -86,7 +80,7 @@ def sentences(text: str) -> list[str]:
 
 
 class SemanticLayer:
-    """The library's vectors and a cache of sentence vectors (passages recur across runs)."""
+    """The attack library's vectors, and the nearest of them to each sentence of a text."""
 
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder
@@ -95,8 +89,6 @@ class SemanticLayer:
         vectors = encoder.encode([p for _, p in self._library + benign])  # one call
         self._library_vectors = vectors[: len(self._library)]
         self._benign_vectors = vectors[len(self._library) :]
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
 
     def nearest(self, texts: Sequence[str]) -> list[Match | None]:
         """For each text, its sentence closest to any attack phrasing (None: no sentence)."""
@@ -105,18 +97,10 @@ class SemanticLayer:
         return [self._best(group, vectors) for group in per_text]
 
     def _vectors(self, all_sentences: list[str]) -> dict[str, np.ndarray]:
-        with self._lock:
-            todo = [s for s in dict.fromkeys(all_sentences) if s not in self._cache]
-            if todo:  # one encode call for the whole batch
-                for s, v in zip(todo, self.encoder.encode(todo), strict=True):
-                    self._cache[s] = v
-            found = {}
-            for s in all_sentences:
-                self._cache.move_to_end(s)
-                found[s] = self._cache[s]
-            while len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
-            return found
+        """One encode call for the whole batch; the embedder's memo keeps sentences that
+        recur (the same runbook passages come back run after run)."""
+        unique = list(dict.fromkeys(all_sentences))
+        return dict(zip(unique, self.encoder.encode(unique), strict=True))
 
     def _best(self, group: list[str], vectors: dict[str, np.ndarray]) -> Match | None:
         if not group:

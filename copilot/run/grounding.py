@@ -14,14 +14,14 @@ mitigation or rollback section of the cited runbooks when they have one (else wa
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from copilot.chunking import BULLET, chunk_markdown, content_hash, support_units
+from copilot.embeddings import Encoder
 from copilot.llm.base import is_regression
 from copilot.names import substitute, task_service
 from copilot.run.state import RunState, StepStatus
@@ -38,12 +38,6 @@ SUPPORT_THRESHOLD = 0.60
 _CITATION = re.compile(r"\s*\[([^\[\]\s]+#[^\[\]\s]*)\]")
 _CODE = re.compile(r"`([^`\n]+)`")
 _REMEDY = re.compile(r"mitigat|rollback|roll back|roll-back", re.IGNORECASE)
-
-
-class Encoder(Protocol):
-    """copilot.embeddings.Embedder: unit-length vectors, one row per text."""
-
-    def encode(self, texts: Sequence[str], batch_size: int = ...) -> np.ndarray: ...
 
 
 @dataclass
