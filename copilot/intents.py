@@ -4,8 +4,9 @@ know it is over" Verification.
 Two signals, in order. Cue phrases, matched as whole words, say it outright ("who",
 "verify", "roll back"). When no cue fires, the question's MiniLM vector is compared with a
 shipped set of topic-free example questions per section ("where do I look", "what is the
-quick fix"); the examples carry the question's form without its subject, so a plain
-"where did the money go" still reads as Diagnosis.
+quick fix"); the examples carry the question's form without its subject, so "once latency
+settles, what tells me the slowdown is really over" reads as Verification though no cue
+word occurs in it.
 """
 
 from __future__ import annotations
