@@ -120,7 +120,12 @@ def test_limits_come_from_settings(tmp_path: Path) -> None:
 # -- The race: many runners reserving at once never record more than a limit ---------------
 
 AMOUNT = 0.001
-RACE_LIMITS = Limits(run_usd=0.006, user_usd=0.012, total_usd=0.02)
+# Every limit binds somewhere, and no one process can use the whole budget: a process's five
+# runs hold at most 30 reservations (6 each), the total is 50, so the other process must get
+# at least 20 however the scheduler favours the first (with a total of 20, one process could
+# take it all before the other's first try, and did). The users' limits (30 each) are shared
+# by both processes, and bob's three runs per process meet his.
+RACE_LIMITS = Limits(run_usd=0.006, user_usd=0.03, total_usd=0.05)
 RUNNER = textwrap.dedent("""
     import os, sys, threading, time
     sys.path.insert(0, sys.argv[1])

@@ -21,6 +21,7 @@ from copilot.sidecar import create_app
 from copilot.store import release, utcnow
 from tests.conftest import REPO
 from tests.e2e.servers import free_port, wait_http
+from tests.test_store import hold_lock
 from tests.test_telemetry import seed
 
 GRAFANA = REPO / "grafana"
@@ -131,28 +132,14 @@ def test_bad_parameters_are_422_with_a_message(client, params, message):
 
 
 def test_locked_store_is_503(client, settings):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(settings.db_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_lock(settings.db_path)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         response = client.get("/metrics/llm/summary")
         assert response.status_code == 503
         assert response.json()["error"] == "StoreBusy"
         assert "stayed locked" in response.json()["message"]
     finally:
-        holder.communicate("", timeout=30)
-
-
-HOLD_LOCK = textwrap.dedent("""
-    import sys, duckdb
-    conn = duckdb.connect(sys.argv[1])
-    print("locked", flush=True)
-    sys.stdin.read()
-""")
+        holder.communicate("\n", timeout=30)
 
 
 def test_prometheus_text_matches_the_seeded_rows(client):

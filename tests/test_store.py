@@ -72,16 +72,25 @@ def test_audit_events_form_a_hash_chain(tmp_path: Path):
         assert chain_hash(row["prev_hash"], row) == row["hash"]
 
 
+# Retries while the test process's own idle write connection still lingers on the file.
 HOLDER = textwrap.dedent("""
     import sys, time, duckdb
-    conn = duckdb.connect(sys.argv[1])
+    for attempt in range(200):
+        try:
+            conn = duckdb.connect(sys.argv[1])
+            break
+        except duckdb.IOException:
+            time.sleep(0.05)
+    else:
+        sys.exit("the file stayed locked by another process")
     print("holding", flush=True)
     sys.stdin.readline()  # hold the lock until the test says so
     conn.close()
 """)
 
 
-def _hold(path: Path) -> subprocess.Popen:
+def hold_lock(path: Path) -> subprocess.Popen:
+    """Another process holding the DuckDB file's lock until it is sent a line."""
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(path)],
         stdin=subprocess.PIPE,
@@ -95,7 +104,7 @@ def _hold(path: Path) -> subprocess.Popen:
 def test_db_held_by_another_process_gives_a_clear_error(tmp_path: Path):
     path = tmp_path / "g.duckdb"
     Store(path).query("SELECT 1")
-    holder = _hold(path)
+    holder = hold_lock(path)
     try:
         busy = Store(path, lock_timeout_s=0.3)
         store_mod._MIGRATED.discard(busy.path)
@@ -108,7 +117,7 @@ def test_db_held_by_another_process_gives_a_clear_error(tmp_path: Path):
 def test_waits_for_a_short_holder_then_succeeds(tmp_path: Path):
     path = tmp_path / "g.duckdb"
     Store(path).query("SELECT 1")
-    holder = _hold(path)
+    holder = hold_lock(path)
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:  # release the lock while we "sleep"
