@@ -110,10 +110,10 @@ def test_unknown_subcommand_and_bad_config_in_a_real_process(tmp_path: Path):
 
 
 def test_db_held_by_another_process_is_a_clear_cli_error(env):
-    from tests.test_store import _hold
+    from tests.test_store import hold_lock
 
     Path(env.db_path).parent.mkdir(parents=True, exist_ok=True)
-    holder = _hold(env.db_path)  # e.g. a duckdb shell left open on the file
+    holder = hold_lock(env.db_path)  # e.g. a duckdb shell left open on the file
     try:
         proc_env = {**os.environ, "COPILOT_DB_LOCK_TIMEOUT": "0.5", "PYTHONPATH": str(REPO)}
         done = subprocess.run(
