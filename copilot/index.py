@@ -168,15 +168,17 @@ class Index:
         self.lexical = lexical or Lexical.build(chunks)
         self._runbook_of, self._centroids = _centroids(chunks, vectors)
         self._sections = [slugify(c.headings[-1]) if c.headings else "" for c in chunks]
-        # A runbook's title chunk ("use this runbook when ...") sums up its whole topic.
-        self._overview = np.array([len(c.headings) <= 1 for c in chunks], dtype=bool)
+        # A runbook's title chunk ("use this runbook when ...") sums up its whole topic:
+        # each one, with the rows of its runbook's sections (see _overview_second).
+        overview = np.array([len(c.headings) <= 1 for c in chunks], dtype=bool)
+        self._overviews = [
+            (i, np.flatnonzero((self._runbook_of == self._runbook_of[i]) & ~overview))
+            for i in np.flatnonzero(overview)
+        ]
         self.guard_version = guard_version  # which injection guard assessed the chunks
         # The vectors of line_texts(chunks), which the reviewer compares answer lines with;
         # None when loaded from an index saved before they were kept (refresh adds them).
         self.line_vectors = line_vectors
-        self._words = frozenset(
-            w for c in chunks for w in _WORD.findall(f"{c.heading}\n{c.text}".lower())
-        )
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -184,6 +186,12 @@ class Index:
     @functools.cached_property
     def line_texts(self) -> list[str]:
         return line_texts(self.chunks)
+
+    @functools.cached_property
+    def _words(self) -> frozenset[str]:
+        return frozenset(
+            w for c in self.chunks for w in _WORD.findall(f"{c.heading}\n{c.text}".lower())
+        )
 
     def mentions(self, name: str) -> bool:
         """Whether any runbook uses every word of `name` (case-insensitive)."""
@@ -218,8 +226,7 @@ class Index:
         """A question is answered by a section, not by the runbook's summary: where the
         title chunk ranks first within its runbook, it trades scores with the runbook's best
         section, so the runbook keeps its place and the section leads it."""
-        for i in np.flatnonzero(self._overview):
-            rows = np.flatnonzero((self._runbook_of == self._runbook_of[i]) & ~self._overview)
+        for i, rows in self._overviews:
             if len(rows):
                 j = rows[np.argmax(fused[rows])]
                 if fused[i] > fused[j]:

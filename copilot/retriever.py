@@ -136,9 +136,8 @@ def relevance(hits: Sequence[Hit]) -> float:
 # A task can share words and topic with a runbook and still be about a system none of them
 # mention: "restart the COBOL batch scheduler on the mainframe" reaches the cron runbook at
 # relevance 0.57, "SAP HANA memory allocator errors" the Redis one at 0.58, both above the
-# threshold. So a task that names a product no runbook mentions (a word in capitals, or
-# with capitals inside it, anywhere but where a sentence starts) is covered only on a
-# confident match. Measured: those two at 0.57-0.58; the in-scope question that names an
+# threshold. So a task that names a product no runbook mentions (names_in) is covered only
+# on a confident match. Measured: those two at 0.57-0.58; the in-scope question that names an
 # unknown place ("errors in Europe") at 1.38.
 CONFIDENT_RELEVANCE = 0.70
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
@@ -243,6 +242,7 @@ _NEXT_MOVE = frozenset(
         "after",
     ]
 )
+_NO_SUBJECT = _NEXT_MOVE | CUE_WORDS
 # A follow-up that names this many words of its own ("why is it failing after the restart")
 # still leans on the previous task; more than this and it has a subject of its own.
 FOLLOW_UP_MAX_OWN_WORDS = 3
@@ -261,7 +261,7 @@ def is_follow_up(text: str) -> bool:
         # opens like a follow-up but brings a subject of its own.
         limit = FOLLOW_UP_MAX_OWN_WORDS if refers_back else FOLLOW_UP_MAX_OWN_WORDS - 1
         return len(own) <= limit
-    if own and len(words) <= 8 and all(w in _NEXT_MOVE or w in CUE_WORDS for w in own):
+    if own and len(words) <= 8 and all(w in _NO_SUBJECT for w in own):
         return True
     return refers_back and len(own) <= FOLLOW_UP_MAX_OWN_WORDS
 
